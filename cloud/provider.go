@@ -1,0 +1,199 @@
+// Package cloud is the contract between failoverd and the clouds that host
+// standby nodes: the Provider interface, what a standby is, and the typed
+// errors every provider returns. cloud/sim is the simulated cloud (the local
+// default); cloud/gcp and cloud/aws are the real ones; cloud/cloudtest is the
+// conformance suite all of them pass.
+package cloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Provider creates, finds and deletes standby nodes. Every method is
+// idempotent by the standby's name, which is derived from the incident:
+// Ensure twice makes one node, Delete of an absent node succeeds.
+type Provider interface {
+	// Name is the provider's name as written in config and incidents ("sim", "gcp", "aws").
+	Name() string
+	// Ensure makes sure a standby named spec.Name exists and returns it. If it
+	// exists already (a retry, a restart), it is returned as it is.
+	Ensure(ctx context.Context, spec StandbySpec) (Standby, error)
+	// Get returns the standby, or an error wrapping ErrNotFound.
+	Get(ctx context.Context, name string) (Standby, error)
+	// List returns every standby this failoverd owns (by ownership label).
+	List(ctx context.Context) ([]Standby, error)
+	// Delete removes the standby; an absent standby counts as deleted.
+	Delete(ctx context.Context, name string) error
+}
+
+// SyncReporter tells how far a standby's clients have synced. The simulated
+// cloud reports its model; real standbys answer through the standby agent.
+type SyncReporter interface {
+	SyncStatus(ctx context.Context, s Standby) (SyncStatus, error)
+}
+
+// StandbySpec is what failoverd asks a provider to create.
+type StandbySpec struct {
+	// Name is the deterministic node name (see NameFor).
+	Name       string
+	IncidentID string
+	Validator  string
+	Site       string
+	Chain      string
+	Network    string
+	Placement  Placement
+	// Labels are extra labels/tags; providers add the ownership labels.
+	Labels map[string]string
+}
+
+// Placement is where and on what a standby may run, in order of preference.
+type Placement struct {
+	Zones       []string `json:"zones,omitempty" mapstructure:"zones"`
+	MachineType string   `json:"machineType,omitempty" mapstructure:"machineType"`
+	DiskGB      int      `json:"diskGB,omitempty" mapstructure:"diskGB"`
+	Spot        bool     `json:"spot,omitempty" mapstructure:"spot"`
+}
+
+// Standby states as providers report them.
+const (
+	StatePending    = "pending"
+	StateRunning    = "running"
+	StateStopping   = "stopping"
+	StateTerminated = "terminated"
+	StateDeleted    = "deleted"
+)
+
+// Standby is a provider's view of one standby node.
+type Standby struct {
+	Name      string
+	Provider  string
+	Zone      string
+	State     string
+	Labels    map[string]string
+	CreatedAt time.Time
+	// Address is where the standby agent listens, when known.
+	Address string
+}
+
+// SyncStatus is how far a standby has synced.
+type SyncStatus struct {
+	ExecutionSynced bool
+	ConsensusSynced bool
+	// Optimistic: the beacon node follows a head its execution client has
+	// not verified; such a node must not be called ready.
+	Optimistic   bool
+	Peers        int
+	SyncDistance uint64
+}
+
+// MinPeers is the fewest peers a standby needs to be called ready.
+const MinPeers = 1
+
+// Ready reports whether the standby could take over signing: both clients in
+// sync, the beacon node not optimistic, and connected to peers.
+func (s SyncStatus) Ready() bool {
+	return s.ExecutionSynced && s.ConsensusSynced && !s.Optimistic && s.Peers >= MinPeers
+}
+
+// Ownership labels put on everything failoverd creates.
+const (
+	LabelManagedBy = "managed-by"
+	ManagedByValue = "failoverd"
+	LabelIncident  = "failoverd-incident"
+	LabelValidator = "failoverd-validator"
+	LabelSite      = "failoverd-site"
+)
+
+// OwnershipLabels are the labels that mark a standby as failoverd's.
+func OwnershipLabels(spec StandbySpec) map[string]string {
+	l := make(map[string]string, len(spec.Labels)+4)
+	for k, v := range spec.Labels {
+		l[k] = v
+	}
+	l[LabelManagedBy] = ManagedByValue
+	l[LabelIncident] = LabelValue(spec.IncidentID)
+	l[LabelValidator] = LabelValue(spec.Validator)
+	l[LabelSite] = LabelValue(spec.Site)
+	return l
+}
+
+var notNameChar = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// LabelValue makes s fit the strictest label value rules of the clouds (GCP:
+// lowercase letters, digits, '-', '_', at most 63 characters).
+func LabelValue(s string) string {
+	s = notNameChar.ReplaceAllString(strings.ToLower(s), "-")
+	if len(s) > 63 {
+		s = s[:63]
+	}
+	return s
+}
+
+// NameFor derives the standby's node name from the incident ID. It is a valid
+// GCP instance name (RFC 1035: lowercase, starts with a letter, at most 63
+// characters), so the same incident always names the same node on every cloud.
+func NameFor(incidentID string) string {
+	s := "fo-" + strings.Trim(notNameChar.ReplaceAllString(strings.ToLower(incidentID), "-"), "-")
+	if len(s) > 63 {
+		s = s[:63]
+	}
+	return strings.TrimRight(s, "-")
+}
+
+// Typed errors. Providers wrap them (fmt.Errorf("...: %w", cloud.ErrCapacity)
+// or *Error); callers test with errors.Is.
+var (
+	// ErrNotFound: the standby does not exist.
+	ErrNotFound = errors.New("standby not found")
+	// ErrCapacity: the zone has no capacity for the machine type (a stockout);
+	// another zone may.
+	ErrCapacity = errors.New("no capacity")
+	// ErrQuota: the account's quota is exhausted; another region or provider may do.
+	ErrQuota = errors.New("quota exceeded")
+	// ErrTransient: a failure that the same call may not meet again (throttling, 5xx, timeout).
+	ErrTransient = errors.New("transient cloud error")
+	// ErrPermanent: the same call will fail again (bad request, permission denied).
+	ErrPermanent = errors.New("permanent cloud error")
+)
+
+// Error is a provider failure with where it happened.
+type Error struct {
+	Provider string
+	Op       string
+	Zone     string
+	Kind     error // one of the sentinel errors above
+	Err      error // the underlying cause, may be nil
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("%s %s", e.Provider, e.Op)
+	if e.Zone != "" {
+		msg += " in " + e.Zone
+	}
+	msg += ": " + e.Kind.Error()
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap exposes both the kind and the cause to errors.Is / errors.As.
+func (e *Error) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Kind}
+	}
+	return []error{e.Kind, e.Err}
+}
+
+// Retryable reports whether the engine may try the same step again later.
+// Capacity and quota are retryable (elsewhere, or later); permanent errors
+// are not. An error of unknown kind counts as retryable, bounded by the
+// engine's attempt limit.
+func Retryable(err error) bool {
+	return err != nil && !errors.Is(err, ErrPermanent)
+}
