@@ -47,6 +47,11 @@ type StandbySpec struct {
 	Chain      string
 	Network    string
 	Placement  Placement
+	// Zone is where to create the standby if it does not exist yet. The
+	// engine walks Placement.Zones in order on ErrCapacity/ErrQuota and
+	// records each attempt; Ensure of an existing standby returns it wherever
+	// it is.
+	Zone string
 	// Labels are extra labels/tags; providers add the ownership labels.
 	Labels map[string]string
 }

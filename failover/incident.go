@@ -61,6 +61,9 @@ type Incident struct {
 	// Intent is the external call the engine decided to make and may have
 	// made: written before the call, cleared after its result is stored.
 	Intent *Intent `json:"intent,omitempty"`
+	// ZoneIndex is the placement zone the next create goes to; it moves on
+	// when a zone has no capacity or quota.
+	ZoneIndex int `json:"zoneIndex,omitempty"`
 	// Attempts counts consecutive failures of the current step; the engine
 	// backs off on it and gives up after a limit.
 	Attempts      int       `json:"attempts,omitempty"`
@@ -80,6 +83,7 @@ type Standby struct {
 	// "deleted" once it is gone.
 	State     string      `json:"state"`
 	CreatedAt *time.Time  `json:"createdAt,omitempty"`
+	DeletedAt *time.Time  `json:"deletedAt,omitempty"`
 	Sync      *SyncReport `json:"sync,omitempty"`
 }
 

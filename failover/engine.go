@@ -1,0 +1,837 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/failoverd/failoverd/cloud"
+	"github.com/failoverd/failoverd/failover/config"
+)
+
+// Notifier tells people about an incident through their own alerting.
+type Notifier interface {
+	// Notify reports the incident's current state. Called when an incident
+	// becomes ready or failed, and again when it leaves that state.
+	Notify(ctx context.Context, inc Incident) error
+}
+
+// Options configure an Engine.
+type Options struct {
+	Config   *config.Config
+	Store    Store
+	Provider cloud.Provider
+	Sync     cloud.SyncReporter
+	Notifier Notifier // may be nil
+	Now      func() time.Time
+	Logger   *slog.Logger
+	Metrics  *Metrics
+}
+
+// Engine turns stored observations into incident progress. Webhooks only add
+// observations (Observe); the reconcile loop (Run) looks at stored state and
+// the cloud and takes the next step, level-triggered: it does the right thing
+// whatever happened before, including a crash halfway through a step.
+type Engine struct {
+	cfg      *config.Config
+	store    Store
+	provider cloud.Provider
+	sync     cloud.SyncReporter
+	notifier Notifier
+	now      func() time.Time
+	log      *slog.Logger
+	m        *Metrics
+	queue    *queue
+
+	// capMu makes "count the standbys, then record the intent to create one"
+	// atomic, so two workers can never both take the last slot. Only one
+	// engine reconciles at a time (the leader), so a process lock suffices.
+	capMu sync.Mutex
+
+	readyOnce sync.Once
+	ready     chan struct{}
+}
+
+// New builds an engine. Config, Store, Provider and Sync are required.
+func New(o Options) (*Engine, error) {
+	if o.Config == nil || o.Store == nil || o.Provider == nil || o.Sync == nil {
+		return nil, errors.New("engine: config, store, provider and sync reporter are required")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	return &Engine{
+		cfg: o.Config, store: o.Store, provider: o.Provider, sync: o.Sync, notifier: o.Notifier,
+		now: o.Now, log: o.Logger, m: o.Metrics, queue: newQueue(), ready: make(chan struct{}),
+	}, nil
+}
+
+// ObserveResult counts what a delivery brought.
+type ObserveResult struct {
+	New        int // observations that changed a validator's ledger (now durable)
+	Duplicates int // observations that changed nothing
+	Heartbeats int // heartbeats stored
+}
+
+// maxCASRetries bounds compare-and-swap retries under contention; beyond it
+// the caller gets an error (and Alertmanager retries the delivery).
+const maxCASRetries = 16
+
+// Observe stores what a delivery says. It returns nil only once every new
+// observation is durable; duplicates are dropped without a write. It makes
+// no cloud call: the reconcile loop acts on what was stored.
+func (e *Engine) Observe(ctx context.Context, obs []Observation, hbs []Heartbeat) (ObserveResult, error) {
+	var res ObserveResult
+	byValidator := map[string][]Observation{}
+	var order []string
+	for _, o := range obs {
+		if _, ok := byValidator[o.Validator]; !ok {
+			order = append(order, o.Validator)
+		}
+		byValidator[o.Validator] = append(byValidator[o.Validator], o)
+	}
+	var errs []error
+	for _, name := range order {
+		changed, err := e.observeValidator(ctx, name, byValidator[name])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n := len(byValidator[name])
+		if changed {
+			res.New += n
+			e.m.Observations.WithLabelValues("new").Add(float64(n))
+			e.queue.add(name, time.Now())
+		} else {
+			res.Duplicates += n
+			e.m.Observations.WithLabelValues("duplicate").Add(float64(n))
+			e.m.Duplicates.Add(float64(n))
+		}
+	}
+	for _, hb := range hbs {
+		stored, err := e.observeHeartbeat(ctx, hb)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if stored {
+			res.Heartbeats++
+			e.m.Heartbeats.WithLabelValues(hb.Site, "stored").Inc()
+		} else {
+			e.m.Heartbeats.WithLabelValues(hb.Site, "duplicate").Inc()
+			e.m.Duplicates.Inc()
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+func (e *Engine) observeValidator(ctx context.Context, name string, obs []Observation) (bool, error) {
+	for range maxCASRetries {
+		v, err := e.store.GetValidator(ctx, name)
+		if errors.Is(err, ErrNotFound) {
+			v = ValidatorRecord{Name: name}
+		} else if err != nil {
+			return false, fmt.Errorf("read validator %s: %w", name, err)
+		}
+		if !v.Apply(obs) {
+			return false, nil
+		}
+		err = e.store.PutValidator(ctx, &v)
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("store observations of %s: %w", name, err)
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("store observations of %s: %w after %d attempts", name, ErrConflict, maxCASRetries)
+}
+
+func (e *Engine) observeHeartbeat(ctx context.Context, hb Heartbeat) (bool, error) {
+	for range maxCASRetries {
+		s, err := e.store.GetSite(ctx, hb.Site)
+		if errors.Is(err, ErrNotFound) {
+			s = SiteRecord{Name: hb.Site}
+		} else if err != nil {
+			return false, fmt.Errorf("read site %s: %w", hb.Site, err)
+		}
+		// An HA pair delivers every heartbeat twice; within the resolution
+		// a second copy tells nothing new and is not written.
+		if !s.LastHeartbeat.IsZero() && hb.At.Sub(s.LastHeartbeat) < e.cfg.Heartbeat.Resolution {
+			return false, nil
+		}
+		s.LastHeartbeat = hb.At.UTC()
+		s.HeartbeatsSeen++
+		err = e.store.PutSite(ctx, &s)
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("store heartbeat of %s: %w", hb.Site, err)
+		}
+		e.m.LastHeartbeat.WithLabelValues(hb.Site).Set(float64(hb.At.Unix()))
+		return true, nil
+	}
+	return false, fmt.Errorf("store heartbeat of %s: %w after %d attempts", hb.Site, ErrConflict, maxCASRetries)
+}
+
+// Ready is closed once the engine has loaded the stored state and reconciles.
+func (e *Engine) Ready() <-chan struct{} { return e.ready }
+
+// Run reconciles until ctx ends: workers take validators from the queue, and
+// every resyncInterval all known validators are queued again, so nothing
+// depends on a webhook arriving at the right moment.
+func (e *Engine) Run(ctx context.Context) error {
+	workers := max(e.cfg.Engine.Workers, 1)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.work(ctx)
+		}()
+	}
+	ticker := time.NewTicker(e.cfg.Engine.ResyncInterval)
+	defer ticker.Stop()
+	for {
+		if err := e.resync(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error("resync failed; retrying at the next interval", "err", err)
+		} else {
+			e.readyOnce.Do(func() { close(e.ready) })
+		}
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-ticker.C:
+		}
+	}
+}
+
+// Trigger queues a validator for an immediate reconcile.
+func (e *Engine) Trigger(name string) { e.queue.add(name, time.Now()) }
+
+func (e *Engine) resync(ctx context.Context) error {
+	vs, err := e.store.ListValidators(ctx)
+	if err != nil {
+		return fmt.Errorf("list validators: %w", err)
+	}
+	for _, v := range vs {
+		e.queue.add(v.Name, time.Now())
+	}
+	open, err := e.store.ListIncidents(ctx, ListOptions{OpenOnly: true})
+	if err != nil {
+		return fmt.Errorf("list incidents: %w", err)
+	}
+	counts := map[State]int{}
+	for _, inc := range open {
+		counts[inc.State]++
+	}
+	for _, s := range States {
+		if s.Open() {
+			e.m.Incidents.WithLabelValues(string(s)).Set(float64(counts[s]))
+		}
+	}
+	return nil
+}
+
+func (e *Engine) work(ctx context.Context) {
+	for {
+		name, ok := e.queue.get(ctx)
+		if !ok {
+			return
+		}
+		after, err := e.Reconcile(ctx, name)
+		if err != nil && ctx.Err() == nil {
+			e.m.ReconcileErrors.Inc()
+			e.log.Warn("reconcile failed; will retry", "validator", name, "err", err, "retry_in", after)
+		}
+		if after > 0 {
+			e.queue.add(name, time.Now().Add(after))
+		}
+		e.queue.done(name)
+	}
+}
+
+// maxStepsPerReconcile bounds how many transitions one pass takes, so that a
+// bug can never spin a worker.
+const maxStepsPerReconcile = 8
+
+// Reconcile takes a validator as far as it can go now and says when it wants
+// to look again (0: only when something new arrives or at the next resync).
+func (e *Engine) Reconcile(ctx context.Context, name string) (time.Duration, error) {
+	for range maxStepsPerReconcile {
+		r, err := e.step(ctx, name)
+		if err != nil {
+			if errors.Is(err, ErrConflict) {
+				continue // somebody else wrote: read again and redo the step
+			}
+			return e.cfg.Engine.BackoffBase, err
+		}
+		if !r.again {
+			return r.after, nil
+		}
+	}
+	return e.cfg.Engine.BackoffBase, nil
+}
+
+// result says what the reconciler should do after one step.
+type result struct {
+	again bool          // take another step now
+	after time.Duration // otherwise look again after this long (0: no timer)
+}
+
+func wait(after time.Duration) result { return result{after: after} }
+
+var again = result{again: true}
+
+func (e *Engine) step(ctx context.Context, name string) (result, error) {
+	v, err := e.store.GetValidator(ctx, name)
+	if errors.Is(err, ErrNotFound) {
+		return result{}, nil
+	}
+	if err != nil {
+		return result{}, fmt.Errorf("read validator %s: %w", name, err)
+	}
+	if v.OpenIncident == "" {
+		return e.maybeOpen(ctx, v)
+	}
+	inc, err := e.store.GetIncident(ctx, v.OpenIncident)
+	if errors.Is(err, ErrNotFound) {
+		// The validator was claimed but the crash came before the incident
+		// was written: write it now, as it would have been.
+		return e.createIncident(ctx, v, v.OpenIncident)
+	}
+	if err != nil {
+		return result{}, fmt.Errorf("read incident %s: %w", v.OpenIncident, err)
+	}
+	firing, _ := v.Firing()
+	switch inc.State {
+	case StateConfirming:
+		return e.confirm(ctx, &inc, firing)
+	case StateProvisioning:
+		return e.provision(ctx, &inc, firing)
+	case StateSyncing, StateReady:
+		return e.watchSync(ctx, &inc, firing)
+	case StateRecovering:
+		return e.recover(ctx, &inc, v)
+	case StateClosed:
+		return e.release(ctx, v, inc)
+	case StateFailed:
+		return result{}, nil // a person decides; teardown moves it on
+	default:
+		// A state this build does not know (a newer failoverd wrote it):
+		// stop here rather than guess.
+		e.log.Error("incident in a state this version does not know; leaving it alone", "incident", inc.ID, "state", inc.State)
+		return result{}, nil
+	}
+}
+
+// maybeOpen opens an incident for an outage no incident has handled yet.
+func (e *Engine) maybeOpen(ctx context.Context, v ValidatorRecord) (result, error) {
+	unhandled, _ := v.Unhandled()
+	if !unhandled {
+		return result{}, nil
+	}
+	if _, ok := e.cfg.Validator(v.Name); !ok {
+		e.log.Warn("alerts fire for a validator that is no longer in the fleet; not opening an incident", "validator", v.Name)
+		return result{}, nil
+	}
+	// Claim the validator first (compare-and-swap on its record): of two
+	// replicas or two workers, exactly one wins; the loser re-reads.
+	v.Seq++
+	id := fmt.Sprintf("%s-%d", v.Name, v.Seq)
+	v.OpenIncident = id
+	if err := e.store.PutValidator(ctx, &v); err != nil {
+		return result{}, fmt.Errorf("claim validator %s for incident %s: %w", v.Name, id, err)
+	}
+	return e.createIncident(ctx, v, id)
+}
+
+func (e *Engine) createIncident(ctx context.Context, v ValidatorRecord, id string) (result, error) {
+	t := e.now().UTC()
+	_, since := v.Unhandled()
+	if since.IsZero() {
+		_, since = v.Firing()
+	}
+	if since.IsZero() || since.After(t) {
+		since = t
+	}
+	inc := Incident{
+		ID: id, Validator: v.Name, Site: v.Site, State: StateConfirming,
+		CreatedAt: t, UpdatedAt: t, FiringSince: since,
+	}
+	if vc, ok := e.cfg.Validator(v.Name); ok {
+		inc.Chain, inc.Network = vc.Chain, vc.Network
+		if vc.Site != "" {
+			inc.Site = vc.Site
+		}
+	}
+	inc.Reason = fmt.Sprintf("alerts firing since %s; confirming for %s before provisioning a standby",
+		since.Format(time.RFC3339), e.cfg.Engine.ConfirmFor)
+	inc.record(Entry{At: t, To: StateConfirming, Cause: "outage observed: " + inc.Reason})
+	err := e.store.PutIncident(ctx, &inc)
+	if errors.Is(err, ErrConflict) {
+		return again, nil // already written by an earlier attempt
+	}
+	if err != nil {
+		return result{}, fmt.Errorf("create incident %s: %w", id, err)
+	}
+	e.m.IncidentsOpened.Inc()
+	e.log.Info("incident opened", "incident", id, "validator", v.Name, "site", inc.Site)
+	return again, nil
+}
+
+// transition moves inc through ev and stores it. The caller has already
+// changed whatever else the step changed; it is all written at once.
+func (e *Engine) transition(ctx context.Context, inc *Incident, ev Event, reason string) error {
+	from := inc.State
+	next, err := Transition(from, ev)
+	if err != nil {
+		return fmt.Errorf("incident %s: %w", inc.ID, err)
+	}
+	t := e.now().UTC()
+	inc.record(Entry{At: t, From: from, To: next, Event: ev, Cause: reason})
+	inc.State, inc.Reason, inc.UpdatedAt = next, reason, t
+	inc.Attempts, inc.NextAttemptAt = 0, time.Time{}
+	if err := e.store.PutIncident(ctx, inc); err != nil {
+		return fmt.Errorf("store incident %s (%s -> %s): %w", inc.ID, from, next, err)
+	}
+	e.m.Transitions.WithLabelValues(string(from), string(next)).Inc()
+	e.log.Info("incident moved", "incident", inc.ID, "validator", inc.Validator, "from", from, "to", next, "event", ev, "reason", reason)
+	if e.notifier != nil && (next == StateReady || next == StateFailed || from == StateReady || from == StateFailed) {
+		e.notify(ctx, *inc)
+	}
+	return nil
+}
+
+// update stores inc without a transition (a new reason, a sync report, an attempt).
+func (e *Engine) update(ctx context.Context, inc *Incident) error {
+	inc.UpdatedAt = e.now().UTC()
+	if err := e.store.PutIncident(ctx, inc); err != nil {
+		return fmt.Errorf("store incident %s: %w", inc.ID, err)
+	}
+	return nil
+}
+
+func (e *Engine) notify(ctx context.Context, inc Incident) {
+	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := e.notifier.Notify(nctx, inc); err != nil {
+		e.m.Notifications.WithLabelValues("error").Inc()
+		e.log.Warn("could not tell Alertmanager", "incident", inc.ID, "state", inc.State, "err", err)
+		return
+	}
+	e.m.Notifications.WithLabelValues("ok").Inc()
+}
+
+func (e *Engine) confirm(ctx context.Context, inc *Incident, firing bool) (result, error) {
+	if !firing {
+		return again, e.transition(ctx, inc, EventResolved, "alerts resolved during the hold-down; nothing was created")
+	}
+	until := inc.FiringSince.Add(e.cfg.Engine.ConfirmFor)
+	if t := e.now(); t.Before(until) {
+		return wait(until.Sub(t)), nil
+	}
+	return again, e.transition(ctx, inc, EventConfirmed,
+		fmt.Sprintf("outage confirmed: alerts fired for %s; provisioning a standby", e.cfg.Engine.ConfirmFor))
+}
+
+// toRecovering resolves an incident that has, or may have, a standby.
+func (e *Engine) toRecovering(ctx context.Context, inc *Incident) (result, error) {
+	t := e.now().UTC()
+	warm := t.Add(e.cfg.Engine.KeepWarm)
+	inc.ResolvedAt, inc.KeepWarmUntil = &t, &warm
+	return again, e.transition(ctx, inc, EventResolved,
+		fmt.Sprintf("alerts resolved; keeping the standby warm until %s in case they fire again", warm.Format(time.RFC3339)))
+}
+
+// backingOff reports whether the current step must wait, and for how long.
+func (e *Engine) backingOff(inc *Incident) (time.Duration, bool) {
+	if d := inc.NextAttemptAt.Sub(e.now()); d > 0 {
+		return d, true
+	}
+	return 0, false
+}
+
+// failedAttempt records a failed attempt at the current step and schedules
+// the next with exponential backoff and jitter; past MaxAttempts the incident
+// fails and a person is paged.
+func (e *Engine) failedAttempt(ctx context.Context, inc *Incident, what string, err error) (result, error) {
+	inc.Attempts++
+	if inc.Attempts >= e.cfg.Engine.MaxAttempts {
+		return result{}, e.transition(ctx, inc, EventFail,
+			fmt.Sprintf("%s failed %d times in a row (last: %v); a person must decide", what, inc.Attempts, err))
+	}
+	d := e.backoff(inc.Attempts)
+	inc.NextAttemptAt = e.now().Add(d).UTC()
+	inc.Reason = fmt.Sprintf("%s failed (attempt %d of %d): %v; retrying in %s", what, inc.Attempts, e.cfg.Engine.MaxAttempts, err, d.Round(time.Second))
+	inc.record(Entry{At: e.now().UTC(), Cause: inc.Reason})
+	if uerr := e.update(ctx, inc); uerr != nil {
+		return result{}, uerr
+	}
+	return wait(d), nil
+}
+
+func (e *Engine) backoff(attempt int) time.Duration {
+	d := e.cfg.Engine.BackoffBase << min(attempt-1, 30)
+	if d <= 0 || d > e.cfg.Engine.BackoffMax {
+		d = e.cfg.Engine.BackoffMax
+	}
+	// Up to 20% jitter so that many incidents do not retry in lockstep.
+	return d - time.Duration(rand.Int64N(int64(d)/5+1))
+}
+
+func (e *Engine) provision(ctx context.Context, inc *Incident, firing bool) (result, error) {
+	if !firing {
+		return e.toRecovering(ctx, inc)
+	}
+	if d, ok := e.backingOff(inc); ok {
+		return wait(d), nil
+	}
+	vc, ok := e.cfg.Validator(inc.Validator)
+	if !ok {
+		return result{}, e.transition(ctx, inc, EventFail, "validator is no longer in the fleet configuration; a person must decide")
+	}
+	placement := e.cfg.PlacementFor(vc)
+	zones := placement.Zones
+	if len(zones) == 0 {
+		zones = []string{""}
+	}
+	name := cloud.NameFor(inc.ID)
+
+	if res, proceed, err := e.admit(ctx, inc, name, zones); !proceed || err != nil {
+		return res, err
+	}
+
+	zone := zones[inc.ZoneIndex%len(zones)]
+	spec := cloud.StandbySpec{
+		Name: name, IncidentID: inc.ID, Validator: inc.Validator, Site: inc.Site,
+		Chain: vc.Chain, Network: vc.Network, Placement: placement, Zone: zone,
+	}
+	cctx, cancel := context.WithTimeout(ctx, e.cfg.Engine.CallTimeout)
+	sb, err := e.call("ensure", func() (cloud.Standby, error) { return e.provider.Ensure(cctx, spec) })
+	cancel()
+	if err != nil {
+		if errors.Is(err, cloud.ErrCapacity) || errors.Is(err, cloud.ErrQuota) {
+			return e.nextZone(ctx, inc, zones, zone, err)
+		}
+		if !cloud.Retryable(err) {
+			return result{}, e.transition(ctx, inc, EventFail, fmt.Sprintf("the cloud refused the standby: %v; a person must decide", err))
+		}
+		return e.failedAttempt(ctx, inc, "creating the standby", err)
+	}
+	inc.Standby = standbyFrom(sb, inc.Standby)
+	inc.Intent = nil
+	return again, e.transition(ctx, inc, EventProvisioned,
+		fmt.Sprintf("standby %s exists in %s (%s); waiting for it to sync", sb.Name, sb.Zone, sb.State))
+}
+
+// admit checks the caps and records the intent to create the standby, under
+// capMu so that the check and the claim are one step.
+func (e *Engine) admit(ctx context.Context, inc *Incident, name string, zones []string) (result, bool, error) {
+	e.capMu.Lock()
+	defer e.capMu.Unlock()
+	if inc.Intent == nil || inc.Intent.Action != "ensure-standby" {
+		open, err := e.store.ListIncidents(ctx, ListOptions{OpenOnly: true})
+		if err != nil {
+			return result{}, false, fmt.Errorf("list incidents for the standby cap: %w", err)
+		}
+		var holders []string
+		for _, o := range open {
+			if o.ID != inc.ID && holdsStandby(o) {
+				holders = append(holders, o.ID)
+			}
+		}
+		if len(holders) >= e.cfg.Caps.MaxConcurrentStandbys {
+			reason := fmt.Sprintf("waiting: %d of %d standbys in use (%v); raise caps.maxConcurrentStandbys or tear one down",
+				len(holders), e.cfg.Caps.MaxConcurrentStandbys, holders)
+			if inc.Reason != reason {
+				inc.Reason = reason
+				inc.record(Entry{At: e.now().UTC(), Cause: reason})
+				if err := e.update(ctx, inc); err != nil {
+					return result{}, false, err
+				}
+			}
+			return wait(e.cfg.Engine.PollInterval), false, nil
+		}
+		all, err := e.store.ListIncidents(ctx, ListOptions{})
+		if err != nil {
+			return result{}, false, fmt.Errorf("list incidents for the budget: %w", err)
+		}
+		used := StandbyHours(all, e.now())
+		e.m.StandbyHours.Set(used)
+		if budget := e.cfg.Caps.MonthlyStandbyHours; used >= budget {
+			return result{}, false, e.transition(ctx, inc, EventFail, fmt.Sprintf(
+				"the monthly standby budget is spent (%.1f of %.0f hours); raise caps.monthlyStandbyHours or wait for next month, then tear down and let the alert open a new incident",
+				used, budget))
+		}
+	}
+	// Record the intent before the call: after a crash the same idempotent
+	// call is repeated, and a resolve in between still knows what to delete.
+	t := e.now().UTC()
+	zone := zones[inc.ZoneIndex%len(zones)]
+	inc.Intent = &Intent{Action: "ensure-standby", Target: name, At: t}
+	if inc.Standby == nil {
+		inc.Standby = &Standby{Provider: e.provider.Name(), Name: name, State: "requested"}
+	}
+	inc.Standby.Zone = zone
+	inc.Reason = fmt.Sprintf("creating standby %s in %s/%s", name, e.provider.Name(), zone)
+	if err := e.update(ctx, inc); err != nil {
+		return result{}, false, err
+	}
+	return result{}, true, nil
+}
+
+// holdsStandby reports whether an incident has, or is about to have, a standby.
+func holdsStandby(inc Incident) bool {
+	if inc.Intent != nil && inc.Intent.Action == "ensure-standby" {
+		return true
+	}
+	return inc.Standby != nil && inc.Standby.State != cloud.StateDeleted
+}
+
+// nextZone moves on to the next placement zone after a capacity or quota
+// error; once every zone has failed, the round counts as one failed attempt.
+func (e *Engine) nextZone(ctx context.Context, inc *Incident, zones []string, zone string, cause error) (result, error) {
+	inc.ZoneIndex++
+	if inc.ZoneIndex%len(zones) != 0 {
+		next := zones[inc.ZoneIndex%len(zones)]
+		inc.Reason = fmt.Sprintf("zone %s: %v; trying %s", zone, cause, next)
+		inc.record(Entry{At: e.now().UTC(), Cause: inc.Reason})
+		return again, e.update(ctx, inc)
+	}
+	return e.failedAttempt(ctx, inc, fmt.Sprintf("creating the standby in every zone (%v)", zones), cause)
+}
+
+func standbyFrom(sb cloud.Standby, old *Standby) *Standby {
+	s := &Standby{Provider: sb.Provider, Name: sb.Name, Zone: sb.Zone, State: sb.State}
+	if !sb.CreatedAt.IsZero() {
+		c := sb.CreatedAt.UTC()
+		s.CreatedAt = &c
+	}
+	if old != nil {
+		s.Sync = old.Sync
+		if s.CreatedAt == nil {
+			s.CreatedAt = old.CreatedAt
+		}
+	}
+	return s
+}
+
+// watchSync polls a syncing or ready standby.
+func (e *Engine) watchSync(ctx context.Context, inc *Incident, firing bool) (result, error) {
+	if !firing {
+		return e.toRecovering(ctx, inc)
+	}
+	if d, ok := e.backingOff(inc); ok {
+		return wait(d), nil
+	}
+	poll := e.cfg.Engine.PollInterval
+	if inc.Standby == nil {
+		return result{}, e.transition(ctx, inc, EventStandbyLost, "no standby recorded; provisioning one")
+	}
+	cctx, cancel := context.WithTimeout(ctx, e.cfg.Engine.CallTimeout)
+	defer cancel()
+	sb, err := e.call("get", func() (cloud.Standby, error) { return e.provider.Get(cctx, inc.Standby.Name) })
+	if errors.Is(err, cloud.ErrNotFound) {
+		inc.Standby.State = cloud.StateDeleted
+		t := e.now().UTC()
+		inc.Standby.DeletedAt = &t
+		return again, e.transition(ctx, inc, EventStandbyLost,
+			fmt.Sprintf("standby %s is gone from the cloud; creating it again", inc.Standby.Name))
+	}
+	if err != nil {
+		return e.failedAttempt(ctx, inc, "reading the standby", err)
+	}
+	st, err := e.syncStatus(cctx, sb)
+	if err != nil && !errors.Is(err, cloud.ErrNotFound) {
+		return e.failedAttempt(ctx, inc, "reading the standby's sync status", err)
+	}
+	report := &SyncReport{ExecutionSynced: st.ExecutionSynced, ConsensusSynced: st.ConsensusSynced,
+		Optimistic: st.Optimistic, Peers: st.Peers, SyncDistance: st.SyncDistance, CheckedAt: e.now().UTC()}
+	inc.Standby = standbyFrom(sb, inc.Standby)
+	inc.Standby.Sync = report
+	inc.Attempts, inc.NextAttemptAt = 0, time.Time{}
+	switch {
+	case inc.State == StateSyncing && st.Ready():
+		return result{after: poll}, e.transition(ctx, inc, EventSynced,
+			fmt.Sprintf("standby %s is in sync (%d peers); ready for a person to approve a migration", sb.Name, st.Peers))
+	case inc.State == StateReady && !st.Ready():
+		return result{after: poll}, e.transition(ctx, inc, EventSyncLost,
+			fmt.Sprintf("standby %s fell out of sync: %s", sb.Name, describeSync(st)))
+	}
+	if inc.State == StateSyncing {
+		inc.Reason = fmt.Sprintf("standby %s is %s: %s", sb.Name, sb.State, describeSync(st))
+	}
+	return result{after: poll}, e.update(ctx, inc)
+}
+
+func (e *Engine) syncStatus(ctx context.Context, sb cloud.Standby) (cloud.SyncStatus, error) {
+	start := time.Now()
+	st, err := e.sync.SyncStatus(ctx, sb)
+	e.observeCall("sync_status", start, err)
+	return st, err
+}
+
+func describeSync(st cloud.SyncStatus) string {
+	s := fmt.Sprintf("execution synced=%v, consensus synced=%v, optimistic=%v, peers=%d, distance=%d",
+		st.ExecutionSynced, st.ConsensusSynced, st.Optimistic, st.Peers, st.SyncDistance)
+	return s
+}
+
+func (e *Engine) recover(ctx context.Context, inc *Incident, v ValidatorRecord) (result, error) {
+	// A flap: the alert fires again while the standby is warm. Only for a
+	// resolve-driven recovery: a person's teardown is final.
+	// The ledger only turns a resolved alert back to firing for a new
+	// instance, so any firing alert here is news, not a late copy.
+	if firing, _ := v.Firing(); firing && inc.TornDownBy == "" {
+		inc.ResolvedAt, inc.KeepWarmUntil = nil, nil
+		return again, e.transition(ctx, inc, EventRefired, "alerts fire again; re-using the warm standby")
+	}
+	if inc.KeepWarmUntil != nil {
+		if d := inc.KeepWarmUntil.Sub(e.now()); d > 0 {
+			return wait(d), nil
+		}
+	}
+	if d, ok := e.backingOff(inc); ok {
+		return wait(d), nil
+	}
+	if inc.Standby == nil || inc.Standby.State == cloud.StateDeleted {
+		inc.Intent = nil
+		return again, e.transition(ctx, inc, EventStandbyDeleted, "no standby to delete; incident closed")
+	}
+	name := inc.Standby.Name
+	if inc.Intent == nil || inc.Intent.Action != "delete-standby" {
+		inc.Intent = &Intent{Action: "delete-standby", Target: name, At: e.now().UTC()}
+		inc.Reason = "deleting standby " + name
+		if err := e.update(ctx, inc); err != nil {
+			return result{}, err
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, e.cfg.Engine.CallTimeout)
+	_, err := e.call("delete", func() (cloud.Standby, error) { return cloud.Standby{}, e.provider.Delete(cctx, name) })
+	cancel()
+	if err != nil && !errors.Is(err, cloud.ErrNotFound) {
+		return e.failedAttempt(ctx, inc, "deleting the standby", err)
+	}
+	t := e.now().UTC()
+	inc.Standby.State, inc.Standby.DeletedAt = cloud.StateDeleted, &t
+	inc.Intent = nil
+	return again, e.transition(ctx, inc, EventStandbyDeleted, fmt.Sprintf("standby %s deleted; incident closed", name))
+}
+
+// release frees the validator of its closed incident. Alerts that started
+// before the close belonged to that incident and do not open another.
+func (e *Engine) release(ctx context.Context, v ValidatorRecord, inc Incident) (result, error) {
+	v.OpenIncident = ""
+	if inc.UpdatedAt.After(v.HandledThrough) {
+		v.HandledThrough = inc.UpdatedAt
+	}
+	if err := e.store.PutValidator(ctx, &v); err != nil {
+		return result{}, fmt.Errorf("release validator %s from incident %s: %w", v.Name, inc.ID, err)
+	}
+	return again, nil
+}
+
+// Teardown is a person ending an incident: its standby is deleted now, not
+// after the keep-warm time, and alerts that fire on do not re-open it.
+func (e *Engine) Teardown(ctx context.Context, id, by string) (Incident, error) {
+	if by == "" {
+		by = "unknown"
+	}
+	for range maxCASRetries {
+		inc, err := e.store.GetIncident(ctx, id)
+		if err != nil {
+			return Incident{}, fmt.Errorf("incident %s: %w", id, err)
+		}
+		if inc.State == StateClosed || inc.TornDownBy != "" {
+			return inc, nil // already done: teardown is idempotent
+		}
+		t := e.now().UTC()
+		inc.TornDownBy, inc.KeepWarmUntil = by, &t
+		err = e.transition(ctx, &inc, EventTeardown, fmt.Sprintf("torn down by %s; deleting the standby", by))
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return Incident{}, err
+		}
+		e.Trigger(inc.Validator)
+		return inc, nil
+	}
+	return Incident{}, fmt.Errorf("teardown of %s: %w after %d attempts", id, ErrConflict, maxCASRetries)
+}
+
+// call runs one provider call and counts it.
+func (e *Engine) call(op string, f func() (cloud.Standby, error)) (cloud.Standby, error) {
+	start := time.Now()
+	sb, err := f()
+	e.observeCall(op, start, err)
+	return sb, err
+}
+
+func (e *Engine) observeCall(op string, start time.Time, err error) {
+	p := e.provider.Name()
+	e.m.ProviderDuration.WithLabelValues(p, op).Observe(time.Since(start).Seconds())
+	if err == nil {
+		e.m.ProviderCalls.WithLabelValues(p, op, "ok").Inc()
+		return
+	}
+	e.m.ProviderCalls.WithLabelValues(p, op, "error").Inc()
+	e.m.ProviderErrors.WithLabelValues(p, op, errorKind(err)).Inc()
+}
+
+func errorKind(err error) string {
+	switch {
+	case errors.Is(err, cloud.ErrNotFound):
+		return "not_found"
+	case errors.Is(err, cloud.ErrCapacity):
+		return "capacity"
+	case errors.Is(err, cloud.ErrQuota):
+		return "quota"
+	case errors.Is(err, cloud.ErrTransient):
+		return "transient"
+	case errors.Is(err, cloud.ErrPermanent):
+		return "permanent"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	default:
+		return "unknown"
+	}
+}
+
+// StandbyHours sums the standby-hours incidents used in the calendar month
+// (UTC) of t: from each standby's creation to its deletion, or to t.
+func StandbyHours(incs []Incident, t time.Time) float64 {
+	t = t.UTC()
+	monthStart := time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+	var total time.Duration
+	for _, inc := range incs {
+		if inc.Standby == nil || inc.Standby.CreatedAt == nil {
+			continue
+		}
+		from, to := *inc.Standby.CreatedAt, t
+		if inc.Standby.DeletedAt != nil {
+			to = *inc.Standby.DeletedAt
+		}
+		if from.Before(monthStart) {
+			from = monthStart
+		}
+		if to.After(from) {
+			total += to.Sub(from)
+		}
+	}
+	return total.Hours()
+}

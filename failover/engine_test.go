@@ -1,0 +1,585 @@
+package failover_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/failoverd/failoverd/cloud"
+	"github.com/failoverd/failoverd/cloud/sim"
+	"github.com/failoverd/failoverd/failover"
+	"github.com/failoverd/failoverd/failover/config"
+	"github.com/failoverd/failoverd/failover/store/bolt"
+)
+
+// clock is a fake clock shared by the engine and the simulated cloud.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// notes records what the engine would have told people.
+type notes struct {
+	mu    sync.Mutex
+	seen  []failover.State
+	fails int
+}
+
+func (n *notes) Notify(_ context.Context, inc failover.Incident) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.seen = append(n.seen, inc.State)
+	if n.fails > 0 {
+		n.fails--
+		return errors.New("alertmanager down")
+	}
+	return nil
+}
+
+type harness struct {
+	t     *testing.T
+	ctx   context.Context
+	clk   *clock
+	cfg   *config.Config
+	store *bolt.Store
+	cloud *sim.Cloud
+	eng   *failover.Engine
+	notes *notes
+}
+
+var start = time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
+
+func newHarness(t *testing.T, tweak func(*config.Config)) *harness {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Engine.ConfirmFor = time.Minute
+	cfg.Engine.KeepWarm = 10 * time.Minute
+	cfg.Engine.PollInterval = 15 * time.Second
+	cfg.Engine.MaxAttempts = 3
+	cfg.Cloud.Placement.Zones = []string{"sim-a", "sim-b"}
+	for i := 1; i <= 3; i++ {
+		cfg.Fleet = append(cfg.Fleet, config.Validator{Name: fmt.Sprintf("eth-%d", i), Chain: "ethereum", Network: "hoodi", Site: "basement"})
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	clk := &clock{t: start}
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "failoverd.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c, err := sim.New(sim.Options{Now: clk.Now, BootTime: 30 * time.Second, SyncTime: 5 * time.Minute, Peers: 20,
+		NoCapacityZones: cfg.Cloud.Sim.NoCapacityZones})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &notes{}
+	eng, err := failover.New(failover.Options{Config: &cfg, Store: st, Provider: c, Sync: c, Notifier: n, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, ctx: context.Background(), clk: clk, cfg: &cfg, store: st, cloud: c, eng: eng, notes: n}
+}
+
+func (h *harness) fire(validator, fp string, startsAt time.Time) {
+	h.t.Helper()
+	h.observe(failover.Observation{Validator: validator, Site: "basement", AlertName: "ValidatorClientDown",
+		Fingerprint: fp, Status: failover.AlertFiring, StartsAt: startsAt})
+}
+
+func (h *harness) resolve(validator, fp string, startsAt, endsAt time.Time) {
+	h.t.Helper()
+	h.observe(failover.Observation{Validator: validator, Site: "basement", AlertName: "ValidatorClientDown",
+		Fingerprint: fp, Status: failover.AlertResolved, StartsAt: startsAt, EndsAt: endsAt})
+}
+
+func (h *harness) observe(o failover.Observation) {
+	h.t.Helper()
+	if _, err := h.eng.Observe(h.ctx, []failover.Observation{o}, nil); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// reconcile runs one pass and checks the invariants that must hold after any.
+func (h *harness) reconcile(validator string) time.Duration {
+	h.t.Helper()
+	after, err := h.eng.Reconcile(h.ctx, validator)
+	if err != nil {
+		h.t.Fatalf("reconcile %s: %v", validator, err)
+	}
+	h.checkInvariants()
+	return after
+}
+
+func (h *harness) checkInvariants() {
+	h.t.Helper()
+	open, err := h.store.ListIncidents(h.ctx, failover.ListOptions{OpenOnly: true})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	perValidator := map[string]int{}
+	for _, inc := range open {
+		perValidator[inc.Validator]++
+		if perValidator[inc.Validator] > 1 {
+			h.t.Fatalf("two open incidents for %s", inc.Validator)
+		}
+		if inc.Reason == "" {
+			h.t.Fatalf("open incident %s (%s) has no reason", inc.ID, inc.State)
+		}
+	}
+	if live := h.cloud.Live(); live > h.cfg.Caps.MaxConcurrentStandbys {
+		h.t.Fatalf("%d standbys live, cap is %d", live, h.cfg.Caps.MaxConcurrentStandbys)
+	}
+}
+
+func (h *harness) incident(validator string) failover.Incident {
+	h.t.Helper()
+	incs, err := h.store.ListIncidents(h.ctx, failover.ListOptions{Validator: validator})
+	if err != nil || len(incs) == 0 {
+		h.t.Fatalf("no incident for %s: %v", validator, err)
+	}
+	return incs[len(incs)-1]
+}
+
+func (h *harness) wantState(validator string, want failover.State) failover.Incident {
+	h.t.Helper()
+	inc := h.incident(validator)
+	if inc.State != want {
+		h.t.Fatalf("%s is %s (%s), want %s", inc.ID, inc.State, inc.Reason, want)
+	}
+	return inc
+}
+
+func TestLifecycleFiringToReadyToClosed(t *testing.T) {
+	h := newHarness(t, nil)
+	h.fire("eth-1", "fp1", start)
+	after := h.reconcile("eth-1")
+	h.wantState("eth-1", failover.StateConfirming)
+	if after != time.Minute {
+		t.Fatalf("requeue after %s, want the rest of the hold-down (1m)", after)
+	}
+	if h.cloud.Created() != 0 {
+		t.Fatal("a standby was created during the hold-down")
+	}
+	h.clk.Advance(time.Minute)
+	h.reconcile("eth-1")
+	inc := h.wantState("eth-1", failover.StateSyncing)
+	if inc.Standby == nil || inc.Standby.Name != cloud.NameFor(inc.ID) || inc.Standby.Zone != "sim-a" || inc.Intent != nil {
+		t.Fatalf("standby %+v intent %+v", inc.Standby, inc.Intent)
+	}
+	h.clk.Advance(2 * time.Minute)
+	h.reconcile("eth-1")
+	inc = h.wantState("eth-1", failover.StateSyncing)
+	if inc.Standby.Sync == nil || inc.Standby.Sync.ExecutionSynced == inc.Standby.Sync.ConsensusSynced && inc.Standby.Sync.ConsensusSynced {
+		t.Fatalf("mid-sync report %+v", inc.Standby.Sync)
+	}
+	h.clk.Advance(4 * time.Minute)
+	h.reconcile("eth-1")
+	h.wantState("eth-1", failover.StateReady)
+	if got := h.notes.seen; len(got) != 1 || got[0] != failover.StateReady {
+		t.Fatalf("notifications %v, want [ready]", got)
+	}
+
+	h.resolve("eth-1", "fp1", start, h.clk.Now())
+	h.reconcile("eth-1")
+	inc = h.wantState("eth-1", failover.StateRecovering)
+	if h.cloud.Live() != 1 {
+		t.Fatal("standby deleted before the keep-warm time")
+	}
+	if len(h.notes.seen) != 2 {
+		t.Fatalf("leaving ready must clear the page: %v", h.notes.seen)
+	}
+	h.clk.Advance(10 * time.Minute)
+	h.reconcile("eth-1")
+	inc = h.wantState("eth-1", failover.StateClosed)
+	if h.cloud.Live() != 0 || inc.Standby.State != cloud.StateDeleted || inc.Standby.DeletedAt == nil {
+		t.Fatalf("standby not deleted: live=%d %+v", h.cloud.Live(), inc.Standby)
+	}
+	var path []string
+	for _, e := range inc.History {
+		if e.To != "" {
+			path = append(path, string(e.To))
+		}
+	}
+	if got := strings.Join(path, ","); got != "confirming,provisioning,syncing,ready,recovering,closed" {
+		t.Fatalf("history %s", got)
+	}
+	v, _ := h.store.GetValidator(h.ctx, "eth-1")
+	if v.OpenIncident != "" {
+		t.Fatalf("validator still claimed by %s", v.OpenIncident)
+	}
+	if h.cloud.Created() != 1 {
+		t.Fatalf("created %d standbys", h.cloud.Created())
+	}
+}
+
+func TestResolveDuringHoldDownCreatesNothing(t *testing.T) {
+	h := newHarness(t, nil)
+	h.fire("eth-1", "fp1", start)
+	h.reconcile("eth-1")
+	h.clk.Advance(30 * time.Second)
+	h.resolve("eth-1", "fp1", start, h.clk.Now())
+	h.reconcile("eth-1")
+	h.wantState("eth-1", failover.StateClosed)
+	if h.cloud.Created() != 0 {
+		t.Fatal("a standby was created for a flap")
+	}
+}
+
+// TestDuplicatesAndReordering: HA peers deliver everything twice, and the
+// resolve may overtake the firing; none of it makes a second incident.
+func TestDuplicatesAndReordering(t *testing.T) {
+	h := newHarness(t, nil)
+	res, err := h.eng.Observe(h.ctx, []failover.Observation{
+		{Validator: "eth-1", Fingerprint: "fp1", Status: failover.AlertFiring, StartsAt: start},
+		{Validator: "eth-1", Fingerprint: "fp1", Status: failover.AlertFiring, StartsAt: start},
+	}, nil)
+	if err != nil || res.New != 2 {
+		t.Fatalf("first delivery: %+v %v", res, err)
+	}
+	res, err = h.eng.Observe(h.ctx, []failover.Observation{
+		{Validator: "eth-1", Fingerprint: "fp1", Status: failover.AlertFiring, StartsAt: start},
+	}, nil)
+	if err != nil || res.Duplicates != 1 || res.New != 0 {
+		t.Fatalf("peer copy: %+v %v", res, err)
+	}
+	// Concurrent peers.
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.eng.Observe(h.ctx, []failover.Observation{{Validator: "eth-2", Fingerprint: "fp2", Status: failover.AlertFiring, StartsAt: start}}, nil)
+			h.eng.Reconcile(h.ctx, "eth-2")
+		}()
+	}
+	wg.Wait()
+	incs, _ := h.store.ListIncidents(h.ctx, failover.ListOptions{Validator: "eth-2"})
+	if len(incs) != 1 {
+		t.Fatalf("%d incidents for one outage", len(incs))
+	}
+	// Resolve overtakes its firing: no incident at all.
+	h.resolve("eth-3", "fp3", start, start.Add(time.Minute))
+	h.fire("eth-3", "fp3", start)
+	h.reconcile("eth-3")
+	if incs, _ := h.store.ListIncidents(h.ctx, failover.ListOptions{Validator: "eth-3"}); len(incs) != 0 {
+		t.Fatalf("a late firing opened %s", incs[0].ID)
+	}
+}
+
+func TestFlapReusesWarmStandby(t *testing.T) {
+	h := newHarness(t, nil)
+	h.fire("eth-1", "fp1", start)
+	h.clk.Advance(time.Minute)
+	h.reconcile("eth-1")
+	h.resolve("eth-1", "fp1", start, h.clk.Now())
+	h.reconcile("eth-1")
+	h.wantState("eth-1", failover.StateRecovering)
+	h.clk.Advance(time.Minute)
+	h.fire("eth-1", "fp1", h.clk.Now())
+	h.reconcile("eth-1")
+	inc := h.wantState("eth-1", failover.StateSyncing)
+	if h.cloud.Created() != 1 || inc.ID != "eth-1-1" {
+		t.Fatalf("flap made %d standbys, incident %s", h.cloud.Created(), inc.ID)
+	}
+}
+
+func TestZoneFallbackThenFailure(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Cloud.Sim.NoCapacityZones = []string{"sim-a"} })
+	h.fire("eth-1", "fp1", start.Add(-time.Hour))
+	h.reconcile("eth-1")
+	inc := h.wantState("eth-1", failover.StateSyncing)
+	if inc.Standby.Zone != "sim-b" {
+		t.Fatalf("zone %s", inc.Standby.Zone)
+	}
+	found := false
+	for _, e := range inc.History {
+		found = found || strings.Contains(e.Cause, "zone sim-a") && strings.Contains(e.Cause, "trying sim-b")
+	}
+	if !found {
+		t.Fatalf("the capacity error is not in the history: %+v", inc.History)
+	}
+
+	h.cloud.SetNoCapacity("sim-b", true)
+	h.fire("eth-2", "fp2", start.Add(-time.Hour))
+	for i := 0; i < 10; i++ {
+		h.reconcile("eth-2")
+		if h.incident("eth-2").State == failover.StateFailed {
+			break
+		}
+		h.clk.Advance(h.cfg.Engine.BackoffMax)
+	}
+	inc = h.wantState("eth-2", failover.StateFailed)
+	if !strings.Contains(inc.Reason, "3 times") || !strings.Contains(inc.Reason, "a person must decide") {
+		t.Fatalf("reason %q", inc.Reason)
+	}
+	if h.notes.seen[len(h.notes.seen)-1] != failover.StateFailed {
+		t.Fatal("failure not notified")
+	}
+}
+
+func TestPermanentCloudErrorFailsAtOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	h.cloud.Fail(sim.OpEnsure, &cloud.Error{Provider: "sim", Op: "ensure", Kind: cloud.ErrPermanent}, 1)
+	h.fire("eth-1", "fp1", start.Add(-time.Hour))
+	h.reconcile("eth-1")
+	inc := h.wantState("eth-1", failover.StateFailed)
+	if !strings.Contains(inc.Reason, "refused") {
+		t.Fatalf("reason %q", inc.Reason)
+	}
+	// Resolving does not move a failed incident: a person decides.
+	h.resolve("eth-1", "fp1", start.Add(-time.Hour), h.clk.Now())
+	h.reconcile("eth-1")
+	h.wantState("eth-1", failover.StateFailed)
+	if _, err := h.eng.Teardown(h.ctx, inc.ID, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	h.reconcile("eth-1")
+	inc = h.wantState("eth-1", failover.StateClosed)
+	if inc.TornDownBy != "alice" {
+		t.Fatalf("torn down by %q", inc.TornDownBy)
+	}
+}
+
+func TestTransientErrorsBackOff(t *testing.T) {
+	h := newHarness(t, nil)
+	h.cloud.Fail(sim.OpEnsure, &cloud.Error{Provider: "sim", Op: "ensure", Kind: cloud.ErrTransient}, 2)
+	h.fire("eth-1", "fp1", start.Add(-time.Hour))
+	after := h.reconcile("eth-1")
+	inc := h.wantState("eth-1", failover.StateProvisioning)
+	if inc.Attempts != 1 || after <= 0 || after > h.cfg.Engine.BackoffBase {
+		t.Fatalf("attempts %d, requeue %s", inc.Attempts, after)
+	}
+	// Before the backoff ends nothing is called.
+	h.reconcile("eth-1")
+	if h.incident("eth-1").Attempts != 1 {
+		t.Fatal("retried inside the backoff")
+	}
+	h.clk.Advance(time.Second)
+	after = h.reconcile("eth-1")
+	if h.incident("eth-1").Attempts != 2 || after > 2*h.cfg.Engine.BackoffBase || after < h.cfg.Engine.BackoffBase {
+		t.Fatalf("second backoff %s", after)
+	}
+	h.clk.Advance(2 * time.Second)
+	h.reconcile("eth-1")
+	h.wantState("eth-1", failover.StateSyncing)
+}
+
+// TestLostAnswerDoesNotDuplicate: the cloud creates the standby but the answer
+// is lost; the retry finds it instead of making a second one.
+func TestLostAnswerDoesNotDuplicate(t *testing.T) {
+	h := newHarness(t, nil)
+	h.cloud.FailAfter(sim.OpEnsure, &cloud.Error{Provider: "sim", Op: "ensure", Kind: cloud.ErrTransient}, 1)
+	h.fire("eth-1", "fp1", start.Add(-time.Hour))
+	h.reconcile("eth-1")
+	inc := h.wantState("eth-1", failover.StateProvisioning)
+	if inc.Intent == nil || inc.Intent.Action != "ensure-standby" {
+		t.Fatalf("intent not recorded: %+v", inc.Intent)
+	}
+	h.clk.Advance(time.Minute)
+	h.reconcile("eth-1")
+	h.wantState("eth-1", failover.StateSyncing)
+	if h.cloud.Created() != 1 {
+		t.Fatalf("created %d", h.cloud.Created())
+	}
+}
+
+// TestCrashAfterClaim: the validator was claimed but the process died before
+// the incident was written; the next pass writes it, once.
+func TestCrashAfterClaim(t *testing.T) {
+	h := newHarness(t, nil)
+	h.fire("eth-1", "fp1", start)
+	v, _ := h.store.GetValidator(h.ctx, "eth-1")
+	v.Seq, v.OpenIncident = 1, "eth-1-1"
+	if err := h.store.PutValidator(h.ctx, &v); err != nil {
+		t.Fatal(err)
+	}
+	h.reconcile("eth-1")
+	inc := h.wantState("eth-1", failover.StateConfirming)
+	if inc.ID != "eth-1-1" {
+		t.Fatalf("incident %s", inc.ID)
+	}
+	if incs, _ := h.store.ListIncidents(h.ctx, failover.ListOptions{}); len(incs) != 1 {
+		t.Fatalf("%d incidents", len(incs))
+	}
+}
+
+func TestStandbyLostIsRecreated(t *testing.T) {
+	h := newHarness(t, nil)
+	h.fire("eth-1", "fp1", start.Add(-time.Hour))
+	h.reconcile("eth-1")
+	inc := h.wantState("eth-1", failover.StateSyncing)
+	h.cloud.Lose(inc.Standby.Name)
+	h.clk.Advance(15 * time.Second)
+	h.reconcile("eth-1")
+	inc = h.wantState("eth-1", failover.StateSyncing)
+	if h.cloud.Created() != 2 || h.cloud.Live() != 1 {
+		t.Fatalf("created %d live %d", h.cloud.Created(), h.cloud.Live())
+	}
+}
+
+func TestConcurrentStandbyCap(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Caps.MaxConcurrentStandbys = 2 })
+	for _, v := range []string{"eth-1", "eth-2", "eth-3"} {
+		h.fire(v, "fp-"+v, start.Add(-time.Hour))
+	}
+	var wg sync.WaitGroup
+	for _, v := range []string{"eth-1", "eth-2", "eth-3"} {
+		wg.Add(1)
+		go func() { defer wg.Done(); h.eng.Reconcile(h.ctx, v) }()
+	}
+	wg.Wait()
+	h.checkInvariants()
+	var waiting []failover.Incident
+	for _, v := range []string{"eth-1", "eth-2", "eth-3"} {
+		if inc := h.incident(v); inc.State == failover.StateProvisioning {
+			waiting = append(waiting, inc)
+		}
+	}
+	if len(waiting) != 1 || !strings.Contains(waiting[0].Reason, "2 of 2 standbys in use") {
+		t.Fatalf("waiting %+v", waiting)
+	}
+	// One incident ends: the waiting one gets its standby.
+	other := "eth-1"
+	if waiting[0].Validator == other {
+		other = "eth-2"
+	}
+	if _, err := h.eng.Teardown(h.ctx, h.incident(other).ID, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	h.reconcile(other)
+	h.reconcile(waiting[0].Validator)
+	h.wantState(waiting[0].Validator, failover.StateSyncing)
+}
+
+func TestMonthlyBudget(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Caps.MonthlyStandbyHours = 10 })
+	h.fire("eth-1", "fp1", start.Add(-time.Hour))
+	h.reconcile("eth-1")
+	h.wantState("eth-1", failover.StateSyncing)
+	h.clk.Advance(11 * time.Hour)
+	h.fire("eth-2", "fp2", h.clk.Now().Add(-time.Hour))
+	h.reconcile("eth-2")
+	inc := h.wantState("eth-2", failover.StateFailed)
+	if !strings.Contains(inc.Reason, "budget") {
+		t.Fatalf("reason %q", inc.Reason)
+	}
+	if got := failover.StandbyHours([]failover.Incident{h.incident("eth-1")}, h.clk.Now()); got < 10.9 || got > 11.1 {
+		t.Fatalf("standby hours %.2f", got)
+	}
+}
+
+// TestTeardownIsFinal: a person's teardown deletes the standby at once, and
+// the alert that keeps firing does not open a new incident; a new outage does.
+func TestTeardownIsFinal(t *testing.T) {
+	h := newHarness(t, nil)
+	h.fire("eth-1", "fp1", start.Add(-time.Hour))
+	h.reconcile("eth-1")
+	inc := h.wantState("eth-1", failover.StateSyncing)
+	if _, err := h.eng.Teardown(h.ctx, inc.ID, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	h.reconcile("eth-1")
+	h.wantState("eth-1", failover.StateClosed)
+	if h.cloud.Live() != 0 {
+		t.Fatal("standby kept after teardown")
+	}
+	h.clk.Advance(time.Hour)
+	h.fire("eth-1", "fp1", start.Add(-time.Hour)) // the same alert, repeated
+	h.reconcile("eth-1")
+	if incs, _ := h.store.ListIncidents(h.ctx, failover.ListOptions{Validator: "eth-1"}); len(incs) != 1 {
+		t.Fatalf("teardown re-opened: %d incidents", len(incs))
+	}
+	// Teardown twice is harmless.
+	if got, err := h.eng.Teardown(h.ctx, inc.ID, "carol"); err != nil || got.State != failover.StateClosed {
+		t.Fatalf("second teardown: %v %v", got.State, err)
+	}
+	h.fire("eth-1", "fp1", h.clk.Now()) // a new instance: a new outage
+	h.reconcile("eth-1")
+	if got := h.incident("eth-1"); got.ID != "eth-1-2" || got.State == failover.StateClosed {
+		t.Fatalf("new outage: %s %s", got.ID, got.State)
+	}
+	if _, err := h.eng.Teardown(h.ctx, "nope-1", "carol"); !errors.Is(err, failover.ErrNotFound) {
+		t.Fatalf("teardown of unknown: %v", err)
+	}
+}
+
+func TestUnknownValidatorOpensNothing(t *testing.T) {
+	h := newHarness(t, nil)
+	h.fire("not-in-fleet", "fp", start)
+	h.reconcile("not-in-fleet")
+	if incs, _ := h.store.ListIncidents(h.ctx, failover.ListOptions{}); len(incs) != 0 {
+		t.Fatalf("opened %v", incs)
+	}
+}
+
+func TestHeartbeatsDeduplicated(t *testing.T) {
+	h := newHarness(t, nil)
+	at := h.clk.Now()
+	for i, want := range []int{1, 0, 0, 1} {
+		hb := failover.Heartbeat{Site: "basement", At: at}
+		res, err := h.eng.Observe(h.ctx, nil, []failover.Heartbeat{hb})
+		if err != nil || res.Heartbeats != want {
+			t.Fatalf("heartbeat %d: %+v %v", i, res, err)
+		}
+		if i == 2 {
+			at = at.Add(h.cfg.Heartbeat.Resolution)
+		}
+	}
+	s, err := h.store.GetSite(h.ctx, "basement")
+	if err != nil || s.HeartbeatsSeen != 2 {
+		t.Fatalf("site %+v %v", s, err)
+	}
+}
+
+// TestRunLoop drives the real queue and workers with real time.
+func TestRunLoop(t *testing.T) {
+	cfg := config.Default()
+	cfg.Engine.ConfirmFor = 0
+	cfg.Engine.PollInterval = 10 * time.Millisecond
+	cfg.Engine.ResyncInterval = 50 * time.Millisecond
+	cfg.Fleet = []config.Validator{{Name: "eth-1", Chain: "ethereum", Network: "hoodi", Site: "basement"}}
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "f.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, _ := sim.New(sim.Options{BootTime: 20 * time.Millisecond, SyncTime: 50 * time.Millisecond, Peers: 5})
+	eng, err := failover.New(failover.Options{Config: &cfg, Store: st, Provider: c, Sync: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- eng.Run(ctx) }()
+	<-eng.Ready()
+	eng.Observe(ctx, []failover.Observation{{Validator: "eth-1", Fingerprint: "f", Status: failover.AlertFiring, StartsAt: time.Now()}}, nil)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		incs, _ := st.ListIncidents(ctx, failover.ListOptions{})
+		if len(incs) == 1 && incs[0].State == failover.StateReady {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready in time: %+v", incs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
