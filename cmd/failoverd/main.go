@@ -1,0 +1,95 @@
+// Command failoverd is the self-healing validator fleet controller: the
+// daemon (serve) and the CLI that talks to it.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Set at build time by the Makefile (-ldflags -X).
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		var ue *usageError
+		fmt.Fprintln(os.Stderr, "failoverd:", err)
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// usageError is a mistake in how the command was called (exit code 2).
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// run is the whole program, with its environment passed in so tests can run
+// it in-process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	root := newRoot(getenv, stdout, stderr)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return root.ExecuteContext(ctx)
+}
+
+// env is what every subcommand gets from run.
+type env struct {
+	getenv func(string) string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func newRoot(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
+	e := &env{getenv: getenv, stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "failoverd",
+		Short: "Self-healing validator fleet controller: brings a validator back fast, never gets it slashed",
+		Long: `failoverd receives Alertmanager webhooks about your validators, confirms an
+outage, and provisions a syncing standby node in a cloud (no keys on it).
+Keys move only after a person approves.
+
+Start the daemon with 'failoverd serve --config FILE'. The other commands are
+clients of a running daemon's API (--server, FAILOVERD_SERVER; token in
+FAILOVERD_API_TOKEN or --api-token-file).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.AddCommand(
+		newServeCmd(e),
+		newConfigCmd(e),
+		newIncidentsCmd(e),
+		newTeardownCmd(e),
+		newSitesCmd(e),
+		newVersionCmd(e),
+	)
+	return root
+}
+
+// exactArgs is cobra.ExactArgs with an error that says what was expected.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return &usageError{fmt.Errorf("%s expects %s (see '%s --help')", cmd.CommandPath(), what, cmd.CommandPath())}
+		}
+		return nil
+	}
+}
