@@ -673,7 +673,11 @@ func (e *Engine) watchSync(ctx context.Context, inc *Incident, firing bool) (res
 			fmt.Sprintf("standby %s fell out of sync: %s", sb.Name, describeSync(st)))
 	}
 	if inc.State == StateSyncing {
-		inc.Reason = fmt.Sprintf("standby %s is %s: %s", sb.Name, sb.State, describeSync(st))
+		if sb.State == cloud.StatePending {
+			inc.Reason = fmt.Sprintf("standby %s is booting in %s", sb.Name, sb.Zone)
+		} else {
+			inc.Reason = fmt.Sprintf("standby %s is %s and syncing: %s", sb.Name, sb.State, describeSync(st))
+		}
 	}
 	return result{after: poll}, e.update(ctx, inc)
 }
@@ -686,9 +690,8 @@ func (e *Engine) syncStatus(ctx context.Context, sb cloud.Standby) (cloud.SyncSt
 }
 
 func describeSync(st cloud.SyncStatus) string {
-	s := fmt.Sprintf("execution synced=%v, consensus synced=%v, optimistic=%v, peers=%d, distance=%d",
+	return fmt.Sprintf("execution synced=%v, consensus synced=%v, optimistic=%v, peers=%d, distance=%d slots",
 		st.ExecutionSynced, st.ConsensusSynced, st.Optimistic, st.Peers, st.SyncDistance)
-	return s
 }
 
 func (e *Engine) recover(ctx context.Context, inc *Incident, v ValidatorRecord) (result, error) {

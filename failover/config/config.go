@@ -11,8 +11,10 @@ import (
 )
 
 // Config is the whole configuration. Keys are camelCase in YAML; every key
-// also has an environment variable: FAILOVERD_ + the key path in upper snake
-// case (engine.confirmFor -> FAILOVERD_ENGINE_CONFIRM_FOR).
+// except the fleet and maps also has an environment variable, FAILOVERD_ +
+// the key path in upper snake case (engine.confirmFor ->
+// FAILOVERD_ENGINE_CONFIRM_FOR), and a flag name, its kebab case
+// (engine-confirm-for). Keys lists them all; docs/configuration.md explains each.
 type Config struct {
 	// Listen is the HTTP listen address (webhook, API, metrics).
 	Listen string `mapstructure:"listen" json:"listen"`

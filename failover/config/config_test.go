@@ -115,9 +115,9 @@ func TestFullFileSetsEveryKey(t *testing.T) {
 		if !k.Settable() {
 			continue
 		}
-		if reflect.DeepEqual(valueAt(got, k.Path), valueAt(def, k.Path)) && k.Path != "store.type" &&
+		if reflect.DeepEqual(valueAt(got, k.Path).Interface(), valueAt(def, k.Path).Interface()) && k.Path != "store.type" &&
 			k.Path != "auth.disabled" && k.Path != "cloud.provider" {
-			t.Errorf("%s: still the default %v", k.Path, valueAt(got, k.Path))
+			t.Errorf("%s: still the default %v", k.Path, valueAt(got, k.Path).Interface())
 		}
 	}
 	// Case survives in label names (viper would lowercase them).
@@ -135,19 +135,6 @@ func TestFullFileSetsEveryKey(t *testing.T) {
 	if err != nil || len(ms) != 3 || ms[1].Name != "severity" || !ms[1].Matches("page") || ms[1].Matches("warning") {
 		t.Errorf("Matchers() = %v, %v", ms, err)
 	}
-}
-
-func valueAt(v reflect.Value, path string) any {
-	for _, seg := range strings.Split(path, ".") {
-		t := v.Type()
-		for i := range t.NumField() {
-			if tagName(t.Field(i)) == seg {
-				v = v.Field(i)
-				break
-			}
-		}
-	}
-	return v.Interface()
 }
 
 func TestSiteDefaultsFromHeartbeat(t *testing.T) {
@@ -421,11 +408,11 @@ func TestExampleLocal(t *testing.T) {
 	if cfg.Cloud.Provider != ProviderSim || cfg.Store.Type != StoreBolt || cfg.DataDir != "./data" {
 		t.Errorf("not the embedded default: %+v", cfg)
 	}
-	eth, ok := cfg.Validator("eth-hoodi-1")
-	if !ok || eth.Chain != ChainEthereum || eth.Network != "hoodi" || eth.Site != "basement" ||
+	eth, ok := cfg.Validator("eth-mainnet-1")
+	if !ok || eth.Chain != ChainEthereum || eth.Network != "mainnet" || eth.Site != "basement" ||
 		eth.Clients.Execution.Name != "geth" || eth.Clients.Consensus.Name != "lighthouse" ||
 		eth.Clients.Execution.Version == "" || eth.Clients.Consensus.Version == "" {
-		t.Errorf("eth-hoodi-1 = %+v", eth)
+		t.Errorf("eth-mainnet-1 = %+v", eth)
 	}
 	bera, ok := cfg.Validator("bera-bepolia-1")
 	if !ok || bera.Chain != ChainBerachain || bera.Network != "bepolia" || bera.Site != "basement" ||

@@ -215,7 +215,7 @@ func resolvePath(path string) (camel string, t reflect.Type, ok bool) {
 			return path, nil, false
 		}
 		for n := strings.Count(idx, "["); n > 0; n-- {
-			if t.Kind() != reflect.Slice {
+			if t.Kind() != reflect.Slice && t.Kind() != reflect.Map {
 				return path, nil, false
 			}
 			t = t.Elem()

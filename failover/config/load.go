@@ -65,12 +65,13 @@ func Parse(data []byte) (*Config, error) {
 
 func load(data []byte, getenv func(string) string, flags *pflag.FlagSet) (*Config, error) {
 	keys := Keys()
+	def := reflect.ValueOf(Default())
 	// A fresh instance every time: the global viper would leak settings
 	// between tests and between the subcommands of one process.
 	v := viper.New()
 	for _, k := range keys {
 		if k.Settable() {
-			v.SetDefault(k.Path, defaultValue(k.Path))
+			v.SetDefault(k.Path, valueAt(def, k.Path).Interface())
 		}
 	}
 
@@ -87,7 +88,7 @@ func load(data []byte, getenv func(string) string, flags *pflag.FlagSet) (*Confi
 		// name the file's own value, and the fleet and notify.labels keep the
 		// case they were written in. viper lowercases every key it stores,
 		// and label names are case-sensitive.
-		if err := decode(raw, &file, false, raw); err != nil {
+		if err := decode(raw, &file, false); err != nil {
 			return nil, err
 		}
 		delete(raw, "fleet")
@@ -99,6 +100,9 @@ func load(data []byte, getenv func(string) string, flags *pflag.FlagSet) (*Confi
 		}
 	}
 
+	// viper reads the environment only through os.Getenv, which tests cannot
+	// inject; so the variables are read here, typed, and merged over the
+	// file. Bound flags still sit above them.
 	if getenv != nil {
 		env, err := envSettings(keys, getenv)
 		if err != nil {
@@ -125,8 +129,7 @@ func load(data []byte, getenv func(string) string, flags *pflag.FlagSet) (*Confi
 	}
 
 	var cfg Config
-	settings := v.AllSettings()
-	if err := decode(settings, &cfg, true, settings); err != nil {
+	if err := decode(v.AllSettings(), &cfg, true); err != nil {
 		return nil, err
 	}
 	cfg.Fleet = file.Fleet
@@ -147,9 +150,8 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-// defaultValue is Default()'s value at a key path.
-func defaultValue(path string) any {
-	v := reflect.ValueOf(Default())
+// valueAt is the field of a Config value at a key path.
+func valueAt(v reflect.Value, path string) reflect.Value {
 	for _, seg := range strings.Split(path, ".") {
 		t := v.Type()
 		for i := range t.NumField() {
@@ -159,7 +161,7 @@ func defaultValue(path string) any {
 			}
 		}
 	}
-	return v.Interface()
+	return v
 }
 
 // parseYAML reads a YAML document into plain maps and lists. Duplicate keys
@@ -401,8 +403,8 @@ func setPath(m map[string]any, path string, val any) {
 // decode decodes in into out. Strict decoding (for the file as written)
 // refuses to turn numbers into strings and the like; weak decoding (for
 // viper's merged settings) accepts the strings that flags carry. Errors name
-// each key in camelCase and the value found at it in src.
-func decode(in any, out any, weak bool, src any) error {
+// each key in camelCase and the value found there.
+func decode(in any, out any, weak bool) error {
 	hooks := []mapstructure.DecodeHookFunc{durationHook, wholeNumberHook}
 	if weak {
 		hooks = append(hooks, mapstructure.StringToSliceHookFunc(","))
@@ -417,7 +419,7 @@ func decode(in any, out any, weak bool, src any) error {
 		return fmt.Errorf("decoder: %w", err)
 	}
 	if err := dec.Decode(in); err != nil {
-		return decodeProblems(err, src)
+		return decodeProblems(err, in)
 	}
 	return nil
 }
@@ -510,6 +512,13 @@ func decodeProblem(de *mapstructure.DecodeError, src any) Problem {
 	got := "nothing"
 	if val, found := lookup(src, key); found {
 		got = describeValue(val)
+		switch val.(type) {
+		case int64, float64:
+			if t.Kind() == reflect.String {
+				// YAML read it as a number: version 1.10 became 1.1.
+				got += "; quote it"
+			}
+		}
 	}
 	return Problem{Key: key, Message: fmt.Sprintf("want %s (got %s)", typeWant(t), got)}
 }
@@ -544,12 +553,23 @@ func lookup(x any, path string) (any, bool) {
 			if end < 0 {
 				return nil, false
 			}
-			n, err := strconv.Atoi(idx[1:end])
-			l, ok := x.([]any)
-			if err != nil || !ok || n < 0 || n >= len(l) {
+			switch c := x.(type) {
+			case []any:
+				n, err := strconv.Atoi(idx[1:end])
+				if err != nil || n < 0 || n >= len(c) {
+					return nil, false
+				}
+				x = c[n]
+			case map[string]any: // mapstructure names map entries labels[name]
+				v, ok := c[idx[1:end]]
+				if !ok {
+					return nil, false
+				}
+				x = v
+			default:
 				return nil, false
 			}
-			x, idx = l[n], idx[end+1:]
+			idx = idx[end+1:]
 		}
 	}
 	return x, true
@@ -562,7 +582,7 @@ func typeWant(t reflect.Type) string {
 	}
 	switch t.Kind() {
 	case reflect.String:
-		return "a string (quote numbers and versions)"
+		return "a string"
 	case reflect.Bool:
 		return "true or false"
 	case reflect.Int, reflect.Int64:
