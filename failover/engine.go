@@ -54,7 +54,18 @@ type Engine struct {
 
 	readyOnce sync.Once
 	ready     chan struct{}
+
+	// notified remembers when each incident's page was last posted, so a
+	// ready or failed incident is re-posted before the page expires. Lost on
+	// restart on purpose: the first pass after a restart posts again, in case
+	// Alertmanager lost it too.
+	notifiedMu sync.Mutex
+	notified   map[string]time.Time
 }
+
+// RenotifyEvery is how often the page of a ready or failed incident is
+// posted again while it lasts; well within the alerts' one-hour lifetime.
+const RenotifyEvery = 20 * time.Minute
 
 // New builds an engine. Config, Store, Provider and Sync are required.
 func New(o Options) (*Engine, error) {
@@ -73,6 +84,7 @@ func New(o Options) (*Engine, error) {
 	return &Engine{
 		cfg: o.Config, store: o.Store, provider: o.Provider, sync: o.Sync, notifier: o.Notifier,
 		now: o.Now, log: o.Logger, m: o.Metrics, queue: newQueue(), ready: make(chan struct{}),
+		notified: map[string]time.Time{},
 	}, nil
 }
 
@@ -329,7 +341,12 @@ func (e *Engine) step(ctx context.Context, name string) (result, error) {
 	case StateClosed:
 		return e.release(ctx, v, inc)
 	case StateFailed:
-		return result{}, nil // a person decides; teardown moves it on
+		// A person decides; teardown moves it on. Until then, keep paging.
+		if e.notifier == nil {
+			return result{}, nil
+		}
+		e.renotify(ctx, inc)
+		return wait(RenotifyEvery), nil
 	default:
 		// A state this build does not know (a newer failoverd wrote it):
 		// stop here rather than guess.
@@ -430,10 +447,28 @@ func (e *Engine) notify(ctx context.Context, inc Incident) {
 	defer cancel()
 	if err := e.notifier.Notify(nctx, inc); err != nil {
 		e.m.Notifications.WithLabelValues("error").Inc()
-		e.log.Warn("could not tell Alertmanager", "incident", inc.ID, "state", inc.State, "err", err)
+		e.log.Warn("could not tell Alertmanager; will try again", "incident", inc.ID, "state", inc.State, "err", err)
 		return
 	}
 	e.m.Notifications.WithLabelValues("ok").Inc()
+	e.notifiedMu.Lock()
+	if inc.State == StateReady || inc.State == StateFailed {
+		e.notified[inc.ID] = e.now()
+	} else {
+		delete(e.notified, inc.ID)
+	}
+	e.notifiedMu.Unlock()
+}
+
+// renotify posts the page of a ready or failed incident again when it is due.
+func (e *Engine) renotify(ctx context.Context, inc Incident) {
+	e.notifiedMu.Lock()
+	last, ok := e.notified[inc.ID]
+	e.notifiedMu.Unlock()
+	if ok && e.now().Sub(last) < RenotifyEvery {
+		return
+	}
+	e.notify(ctx, inc)
 }
 
 func (e *Engine) confirm(ctx context.Context, inc *Incident, firing bool) (result, error) {
@@ -671,6 +706,9 @@ func (e *Engine) watchSync(ctx context.Context, inc *Incident, firing bool) (res
 	case inc.State == StateReady && !st.Ready():
 		return result{after: poll}, e.transition(ctx, inc, EventSyncLost,
 			fmt.Sprintf("standby %s fell out of sync: %s", sb.Name, describeSync(st)))
+	}
+	if inc.State == StateReady && e.notifier != nil {
+		e.renotify(ctx, *inc)
 	}
 	if inc.State == StateSyncing {
 		if sb.State == cloud.StatePending {

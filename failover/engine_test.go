@@ -583,3 +583,33 @@ func TestRunLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPagesArePostedAgain: the ready page is posted again before it expires,
+// and a post that failed is tried again on the next pass.
+func TestPagesArePostedAgain(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Cloud.Sim.SyncTime = 0 })
+	h.notes.fails = 1 // Alertmanager is down when the standby becomes ready
+	h.fire("eth-1", "fp1", start.Add(-time.Hour))
+	h.reconcile("eth-1")
+	h.clk.Advance(6 * time.Minute)
+	h.reconcile("eth-1")
+	h.wantState("eth-1", failover.StateReady)
+	if len(h.notes.seen) != 1 {
+		t.Fatalf("notifications %v", h.notes.seen)
+	}
+	h.clk.Advance(15 * time.Second)
+	h.reconcile("eth-1") // the failed post is retried
+	if len(h.notes.seen) != 2 {
+		t.Fatalf("failed post not retried: %v", h.notes.seen)
+	}
+	h.clk.Advance(15 * time.Second)
+	h.reconcile("eth-1")
+	if len(h.notes.seen) != 2 {
+		t.Fatalf("posted again too soon: %v", h.notes.seen)
+	}
+	h.clk.Advance(failover.RenotifyEvery)
+	h.reconcile("eth-1")
+	if len(h.notes.seen) != 3 || h.notes.seen[2] != failover.StateReady {
+		t.Fatalf("ready page not refreshed: %v", h.notes.seen)
+	}
+}
