@@ -91,6 +91,7 @@ func newIncidentsCmd(e *env) *cobra.Command {
 		Aliases: []string{"incident", "inc"},
 		Short:   "List and inspect incidents",
 		Long:    "List and inspect incidents. These commands ask the running daemon (see --server).",
+		RunE:    groupRun,
 	}
 	cmd.AddCommand(newIncidentsListCmd(e), newIncidentsShowCmd(e))
 	return cmd

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -71,6 +72,10 @@ clients of a running daemon's API (--server, FAILOVERD_SERVER; token in
 FAILOVERD_API_TOKEN or --api-token-file).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Runnable, so that an unknown command is a usage error (exit 2)
+		// rather than cobra's plain error.
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRun,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.AddCommand(
@@ -82,6 +87,23 @@ FAILOVERD_API_TOKEN or --api-token-file).`,
 		newVersionCmd(e),
 	)
 	return root
+}
+
+// groupRun is the RunE of a command that only groups others: without
+// arguments it prints help; with one, that is an unknown command, a usage
+// error, not help and success (a typo in a script must not pass).
+func groupRun(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return cmd.Help()
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default, which it applies only itself
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, ", "))
+	}
+	return &usageError{fmt.Errorf("%s; see '%s --help'", msg, cmd.CommandPath())}
 }
 
 // exactArgs is cobra.ExactArgs with an error that says what was expected.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -64,7 +65,7 @@ docs/configuration.md lists every key.`,
 	return cmd
 }
 
-func newLogger(w *os.File, format, level string) (*slog.Logger, error) {
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, &usageError{fmt.Errorf("--log-level %q: use debug, info, warn or error", level)}
@@ -95,8 +96,7 @@ func readToken(getenv func(string) string, envName, file string) (string, error)
 }
 
 func serve(ctx context.Context, e *env, f serveFlags, cmd *cobra.Command) error {
-	logOut := os.Stderr
-	log, err := newLogger(logOut, f.logFormat, f.logLevel)
+	log, err := newLogger(e.stderr, f.logFormat, f.logLevel)
 	if err != nil {
 		return err
 	}
@@ -224,7 +224,7 @@ func serve(ctx context.Context, e *env, f serveFlags, cmd *cobra.Command) error 
 }
 
 func newConfigCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "config", Short: "Check configuration"}
+	cmd := &cobra.Command{Use: "config", Short: "Check configuration", RunE: groupRun}
 	var file, out string
 	validate := &cobra.Command{
 		Use:   "validate",

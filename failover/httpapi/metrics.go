@@ -14,7 +14,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		WebhookRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "failoverd_webhook_requests_total",
-			Help: "Alertmanager deliveries by outcome: ok, duplicate, unauthorized, bad_request, too_large, read_error, store_error.",
+			Help: "Alertmanager deliveries by outcome: ok, duplicate, ignored, unauthorized, bad_request, too_large, read_error, store_error.",
 		}, []string{"outcome"}),
 		WebhookDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "failoverd_webhook_duration_seconds",

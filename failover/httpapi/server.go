@@ -218,9 +218,13 @@ func (h *handler) webhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "could not store the observations; retry later")
 		return
 	}
-	outcome = "ok"
-	if res.New == 0 && res.Heartbeats == 0 {
+	switch {
+	case res.New > 0 || res.Heartbeats > 0:
+		outcome = "ok"
+	case res.Duplicates > 0:
 		outcome = "duplicate"
+	default:
+		outcome = "ignored" // nothing in it concerns failoverd (or it was empty)
 	}
 	writeJSON(w, http.StatusOK, WebhookReply{New: res.New, Duplicates: res.Duplicates, Heartbeats: res.Heartbeats, Ignored: mapped.Ignored})
 }
@@ -286,7 +290,12 @@ func (h *handler) teardown(w http.ResponseWriter, r *http.Request) {
 	var req TeardownRequest
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAPIBody))
 	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", maxAPIBody))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "could not read the request body: "+err.Error())
 		return
 	}
 	if len(body) > 0 {
