@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"sort"
 	"sync"
 	"time"
 
@@ -55,6 +57,24 @@ type Engine struct {
 	readyOnce sync.Once
 	ready     chan struct{}
 
+	// known is each validator's alert ledger as this process last read or
+	// wrote it, so that a duplicate (most deliveries) is recognised without
+	// touching the store. Safe with several replicas writing: the ledger only
+	// ever gains information, so an observation that changes nothing in an
+	// older version of it changes nothing in a newer one either.
+	knownMu sync.RWMutex
+	known   map[string]map[string]AlertRecord
+
+	// holders are the open incidents that hold (or are creating) a standby,
+	// for the concurrent-standby cap; guarded by capMu. Rebuilt from the
+	// store at every resync and kept current by every incident write.
+	holders       map[string]bool
+	holdersLoaded bool
+	// budgetUsed is the month's standby-hours, recomputed at most once per
+	// resync interval (a full scan of incidents); guarded by capMu.
+	budgetUsed float64
+	budgetAt   time.Time
+
 	// notified remembers when each incident's page was last posted, so a
 	// ready or failed incident is re-posted before the page expires. Lost on
 	// restart on purpose: the first pass after a restart posts again, in case
@@ -84,7 +104,7 @@ func New(o Options) (*Engine, error) {
 	return &Engine{
 		cfg: o.Config, store: o.Store, provider: o.Provider, sync: o.Sync, notifier: o.Notifier,
 		now: o.Now, log: o.Logger, m: o.Metrics, queue: newQueue(), ready: make(chan struct{}),
-		notified: map[string]time.Time{},
+		notified: map[string]time.Time{}, known: map[string]map[string]AlertRecord{}, holders: map[string]bool{},
 	}, nil
 }
 
@@ -148,6 +168,9 @@ func (e *Engine) Observe(ctx context.Context, obs []Observation, hbs []Heartbeat
 }
 
 func (e *Engine) observeValidator(ctx context.Context, name string, obs []Observation) (bool, error) {
+	if e.alreadyKnown(name, obs) {
+		return false, nil
+	}
 	for range maxCASRetries {
 		v, err := e.store.GetValidator(ctx, name)
 		if errors.Is(err, ErrNotFound) {
@@ -156,6 +179,7 @@ func (e *Engine) observeValidator(ctx context.Context, name string, obs []Observ
 			return false, fmt.Errorf("read validator %s: %w", name, err)
 		}
 		if !v.Apply(obs) {
+			e.remember(v)
 			return false, nil
 		}
 		err = e.store.PutValidator(ctx, &v)
@@ -165,9 +189,24 @@ func (e *Engine) observeValidator(ctx context.Context, name string, obs []Observ
 		if err != nil {
 			return false, fmt.Errorf("store observations of %s: %w", name, err)
 		}
+		e.remember(v)
 		return true, nil
 	}
 	return false, fmt.Errorf("store observations of %s: %w after %d attempts", name, ErrConflict, maxCASRetries)
+}
+
+func (e *Engine) alreadyKnown(name string, obs []Observation) bool {
+	e.knownMu.RLock()
+	defer e.knownMu.RUnlock()
+	ledger, ok := e.known[name]
+	return ok && !ValidatorRecord{Name: name, Alerts: ledger}.Changes(obs)
+}
+
+func (e *Engine) remember(v ValidatorRecord) {
+	ledger := maps.Clone(v.Alerts) // records are values: a shallow copy is a copy
+	e.knownMu.Lock()
+	e.known[v.Name] = ledger
+	e.knownMu.Unlock()
 }
 
 func (e *Engine) observeHeartbeat(ctx context.Context, hb Heartbeat) (bool, error) {
@@ -242,14 +281,24 @@ func (e *Engine) resync(ctx context.Context) error {
 	for _, v := range vs {
 		e.queue.add(v.Name, time.Now())
 	}
+	// The holder index is rebuilt under capMu so that no admission can record
+	// an intent between the listing and the swap and then be forgotten.
+	e.capMu.Lock()
 	open, err := e.store.ListIncidents(ctx, ListOptions{OpenOnly: true})
 	if err != nil {
+		e.capMu.Unlock()
 		return fmt.Errorf("list incidents: %w", err)
 	}
 	counts := map[State]int{}
+	holders := map[string]bool{}
 	for _, inc := range open {
 		counts[inc.State]++
+		if holdsStandby(inc) {
+			holders[inc.ID] = true
+		}
 	}
+	e.holders, e.holdersLoaded = holders, true
+	e.capMu.Unlock()
 	for _, s := range States {
 		if s.Open() {
 			e.m.Incidents.WithLabelValues(string(s)).Set(float64(counts[s]))
@@ -425,6 +474,7 @@ func (e *Engine) transition(ctx context.Context, inc *Incident, ev Event, reason
 	if err := e.store.PutIncident(ctx, inc); err != nil {
 		return fmt.Errorf("store incident %s (%s -> %s): %w", inc.ID, from, next, err)
 	}
+	e.track(*inc)
 	e.m.Transitions.WithLabelValues(string(from), string(next)).Inc()
 	e.log.Info("incident moved", "incident", inc.ID, "validator", inc.Validator, "from", from, "to", next, "event", ev, "reason", reason)
 	if e.notifier != nil && (next == StateReady || next == StateFailed || from == StateReady || from == StateFailed) {
@@ -439,7 +489,23 @@ func (e *Engine) update(ctx context.Context, inc *Incident) error {
 	if err := e.store.PutIncident(ctx, inc); err != nil {
 		return fmt.Errorf("store incident %s: %w", inc.ID, err)
 	}
+	e.track(*inc)
 	return nil
+}
+
+// track keeps the standby-holder index current after an incident write.
+func (e *Engine) track(inc Incident) {
+	e.capMu.Lock()
+	defer e.capMu.Unlock()
+	e.trackLocked(inc)
+}
+
+func (e *Engine) trackLocked(inc Incident) {
+	if inc.State.Open() && holdsStandby(inc) {
+		e.holders[inc.ID] = true
+	} else {
+		delete(e.holders, inc.ID)
+	}
 }
 
 func (e *Engine) notify(ctx context.Context, inc Incident) {
@@ -576,41 +642,50 @@ func (e *Engine) provision(ctx context.Context, inc *Incident, firing bool) (res
 // admit checks the caps and records the intent to create the standby, under
 // capMu so that the check and the claim are one step.
 func (e *Engine) admit(ctx context.Context, inc *Incident, name string, zones []string) (result, bool, error) {
+	res, proceed, spent, err := e.admitLocked(ctx, inc, name, zones)
+	if spent != "" {
+		return result{}, false, e.transition(ctx, inc, EventFail, spent)
+	}
+	return res, proceed, err
+}
+
+// admitLocked does admit's work under capMu. It returns spent (a reason)
+// when the budget refuses the standby; the caller fails the incident after
+// the lock is released.
+func (e *Engine) admitLocked(ctx context.Context, inc *Incident, name string, zones []string) (res result, proceed bool, spent string, err error) {
 	e.capMu.Lock()
 	defer e.capMu.Unlock()
 	if inc.Intent == nil || inc.Intent.Action != "ensure-standby" {
-		open, err := e.store.ListIncidents(ctx, ListOptions{OpenOnly: true})
-		if err != nil {
-			return result{}, false, fmt.Errorf("list incidents for the standby cap: %w", err)
+		if err := e.loadHoldersLocked(ctx); err != nil {
+			return result{}, false, "", err
 		}
 		var holders []string
-		for _, o := range open {
-			if o.ID != inc.ID && holdsStandby(o) {
-				holders = append(holders, o.ID)
+		for id := range e.holders {
+			if id != inc.ID {
+				holders = append(holders, id)
 			}
 		}
+		sort.Strings(holders)
 		if len(holders) >= e.cfg.Caps.MaxConcurrentStandbys {
 			reason := fmt.Sprintf("waiting: %d of %d standbys in use (%v); raise caps.maxConcurrentStandbys or tear one down",
 				len(holders), e.cfg.Caps.MaxConcurrentStandbys, holders)
 			if inc.Reason != reason {
 				inc.Reason = reason
 				inc.record(Entry{At: e.now().UTC(), Cause: reason})
-				if err := e.update(ctx, inc); err != nil {
-					return result{}, false, err
+				if err := e.putLocked(ctx, inc); err != nil {
+					return result{}, false, "", err
 				}
 			}
-			return wait(e.cfg.Engine.PollInterval), false, nil
+			return wait(e.cfg.Engine.PollInterval), false, "", nil
 		}
-		all, err := e.store.ListIncidents(ctx, ListOptions{})
+		used, err := e.budgetLocked(ctx)
 		if err != nil {
-			return result{}, false, fmt.Errorf("list incidents for the budget: %w", err)
+			return result{}, false, "", err
 		}
-		used := StandbyHours(all, e.now())
-		e.m.StandbyHours.Set(used)
 		if budget := e.cfg.Caps.MonthlyStandbyHours; used >= budget {
-			return result{}, false, e.transition(ctx, inc, EventFail, fmt.Sprintf(
+			return result{}, false, fmt.Sprintf(
 				"the monthly standby budget is spent (%.1f of %.0f hours); raise caps.monthlyStandbyHours or wait for next month, then tear down and let the alert open a new incident",
-				used, budget))
+				used, budget), nil
 		}
 	}
 	// Record the intent before the call: after a crash the same idempotent
@@ -623,10 +698,58 @@ func (e *Engine) admit(ctx context.Context, inc *Incident, name string, zones []
 	}
 	inc.Standby.Zone = zone
 	inc.Reason = fmt.Sprintf("creating standby %s in %s/%s", name, e.provider.Name(), zone)
-	if err := e.update(ctx, inc); err != nil {
-		return result{}, false, err
+	if err := e.putLocked(ctx, inc); err != nil {
+		return result{}, false, "", err
 	}
-	return result{}, true, nil
+	return result{}, true, "", nil
+}
+
+// putLocked is update for callers that hold capMu.
+func (e *Engine) putLocked(ctx context.Context, inc *Incident) error {
+	inc.UpdatedAt = e.now().UTC()
+	if err := e.store.PutIncident(ctx, inc); err != nil {
+		return fmt.Errorf("store incident %s: %w", inc.ID, err)
+	}
+	e.trackLocked(*inc)
+	return nil
+}
+
+// loadHoldersLocked builds the holder index once, for an engine whose
+// reconcile runs before its first resync (tests, the first pass).
+func (e *Engine) loadHoldersLocked(ctx context.Context) error {
+	if e.holdersLoaded {
+		return nil
+	}
+	open, err := e.store.ListIncidents(ctx, ListOptions{OpenOnly: true})
+	if err != nil {
+		return fmt.Errorf("list incidents for the standby cap: %w", err)
+	}
+	for _, o := range open {
+		if holdsStandby(o) {
+			e.holders[o.ID] = true
+		}
+	}
+	e.holdersLoaded = true
+	return nil
+}
+
+// budgetLocked returns the month's standby-hours, scanning every incident at
+// most once per resync interval: admission of a standby must not cost a scan
+// of the whole history each time. Within that interval the figure can be
+// stale by a few standby-minutes; the cap refuses new standbys, it never
+// stops running ones.
+func (e *Engine) budgetLocked(ctx context.Context) (float64, error) {
+	t := e.now()
+	if !e.budgetAt.IsZero() && t.Sub(e.budgetAt) < e.cfg.Engine.ResyncInterval && t.Month() == e.budgetAt.Month() {
+		return e.budgetUsed + t.Sub(e.budgetAt).Hours()*float64(len(e.holders)), nil
+	}
+	all, err := e.store.ListIncidents(ctx, ListOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("list incidents for the budget: %w", err)
+	}
+	e.budgetUsed, e.budgetAt = StandbyHours(all, t), t
+	e.m.StandbyHours.Set(e.budgetUsed)
+	return e.budgetUsed, nil
 }
 
 // holdsStandby reports whether an incident has, or is about to have, a standby.

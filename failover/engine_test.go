@@ -613,3 +613,57 @@ func TestPagesArePostedAgain(t *testing.T) {
 		t.Fatalf("ready page not refreshed: %v", h.notes.seen)
 	}
 }
+
+// countingStore counts validator reads and writes of a real store.
+type countingStore struct {
+	failover.Store
+	mu          sync.Mutex
+	reads, puts int
+}
+
+func (c *countingStore) GetValidator(ctx context.Context, name string) (failover.ValidatorRecord, error) {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	return c.Store.GetValidator(ctx, name)
+}
+
+func (c *countingStore) PutValidator(ctx context.Context, v *failover.ValidatorRecord) error {
+	c.mu.Lock()
+	c.puts++
+	c.mu.Unlock()
+	return c.Store.PutValidator(ctx, v)
+}
+
+// TestDuplicatesSkipTheStore: once a delivery is stored, its copies (the HA
+// peer, repeats) are recognised without reading or writing the store; news
+// about the same alert still goes through.
+func TestDuplicatesSkipTheStore(t *testing.T) {
+	h := newHarness(t, nil)
+	cs := &countingStore{Store: h.store}
+	eng, err := failover.New(failover.Options{Config: h.cfg, Store: cs, Provider: h.cloud, Sync: h.cloud, Now: h.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	firing := failover.Observation{Validator: "eth-1", Fingerprint: "fp", Status: failover.AlertFiring, StartsAt: start}
+	for i := 0; i < 50; i++ {
+		if _, err := eng.Observe(h.ctx, []failover.Observation{firing}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cs.reads != 1 || cs.puts != 1 {
+		t.Fatalf("50 copies cost %d reads and %d writes, want 1 and 1", cs.reads, cs.puts)
+	}
+	resolved := firing
+	resolved.Status, resolved.EndsAt = failover.AlertResolved, start.Add(time.Minute)
+	res, err := eng.Observe(h.ctx, []failover.Observation{resolved}, nil)
+	if err != nil || res.New != 1 || cs.puts != 2 {
+		t.Fatalf("the resolve was not stored: %+v %v, %d writes", res, err, cs.puts)
+	}
+	// Another replica stored news this engine has not seen: a copy of the
+	// old firing is still a duplicate, and the store keeps the resolve.
+	v, _ := h.store.GetValidator(h.ctx, "eth-1")
+	if v.Alerts["fp"].Status != failover.AlertResolved {
+		t.Fatalf("ledger %+v", v.Alerts)
+	}
+}

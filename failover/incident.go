@@ -67,7 +67,7 @@ type Incident struct {
 	// Attempts counts consecutive failures of the current step; the engine
 	// backs off on it and gives up after a limit.
 	Attempts      int       `json:"attempts,omitempty"`
-	NextAttemptAt time.Time `json:"nextAttemptAt,omitempty"`
+	NextAttemptAt time.Time `json:"nextAttemptAt,omitzero"`
 	History       []Entry   `json:"history"`
 	// Version is the store's compare-and-swap token (bbolt: a counter;
 	// Kubernetes: the resourceVersion). Opaque to everybody else.

@@ -34,7 +34,7 @@ type AlertRecord struct {
 	AlertName string      `json:"alertName"`
 	Status    AlertStatus `json:"status"`
 	StartsAt  time.Time   `json:"startsAt"`
-	EndsAt    time.Time   `json:"endsAt,omitempty"`
+	EndsAt    time.Time   `json:"endsAt,omitzero"`
 }
 
 // second truncates to whole seconds. Alertmanager deliveries of the same
@@ -92,6 +92,23 @@ func (v *ValidatorRecord) Apply(obs []Observation) bool {
 		v.prune()
 	}
 	return changed
+}
+
+// Changes reports whether Apply would change the ledger, without changing it.
+func (v ValidatorRecord) Changes(obs []Observation) bool {
+	for _, o := range obs {
+		if o.Validator != v.Name {
+			continue
+		}
+		n := AlertRecord{Status: o.Status, StartsAt: o.StartsAt.UTC()}
+		if o.Status == AlertResolved {
+			n.EndsAt = o.EndsAt.UTC()
+		}
+		if r, ok := v.Alerts[o.Fingerprint]; !ok || supersedes(n, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // prune drops the oldest resolved records once the ledger is over its bound.

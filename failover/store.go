@@ -77,7 +77,7 @@ type ValidatorRecord struct {
 	// time belonged to an incident that is now closed; they do not open a new
 	// one. A person who tears an incident down while its alert still fires is
 	// not handed a fresh standby a second later.
-	HandledThrough time.Time `json:"handledThrough,omitempty"`
+	HandledThrough time.Time `json:"handledThrough,omitzero"`
 	Version        string    `json:"version,omitempty"`
 }
 

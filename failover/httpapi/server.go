@@ -355,9 +355,7 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v) // the client may have gone; nothing to do about it
+	_ = json.NewEncoder(w).Encode(v) // the client may have gone; nothing to do about it
 }
 
 func writeText(w http.ResponseWriter, code int, s string) {

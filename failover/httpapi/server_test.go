@@ -827,7 +827,7 @@ func TestAPITeardown(t *testing.T) {
 	}
 	// Idempotent: a second teardown by someone else changes nothing.
 	r = e.do(http.MethodPost, "/v1/incidents/eth-mainnet-1-1/teardown", apiToken, []byte(`{"by": "bob"}`))
-	if r.code != http.StatusOK || !strings.Contains(r.body, `"tornDownBy": "alice"`) {
+	if r.code != http.StatusOK || !strings.Contains(r.body, `"tornDownBy":"alice"`) {
 		t.Fatalf("second teardown: %d %s", r.code, r.body)
 	}
 	again, err := e.store.GetIncident(context.Background(), "eth-mainnet-1-1")
