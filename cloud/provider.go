@@ -31,6 +31,27 @@ type Provider interface {
 	Delete(ctx context.Context, name string) error
 }
 
+// Collector is a provider that can list and delete everything it owns
+// (instances, disks, firewall rules, security groups), so that the garbage
+// collector can remove what no incident claims.
+type Collector interface {
+	ListOwned(ctx context.Context) ([]Resource, error)
+	DeleteOwned(ctx context.Context, r Resource) error
+}
+
+// Resource is one owned cloud resource.
+type Resource struct {
+	Provider string
+	Kind     string // instance, disk, firewall, security-group, volume
+	Name     string
+	ID       string // the provider's ID where names are not IDs (AWS)
+	Zone     string
+	Labels   map[string]string
+	// CreatedAt is when the resource was made; the collector never deletes
+	// a resource it cannot date.
+	CreatedAt time.Time
+}
+
 // SyncReporter tells how far a standby's clients have synced. The simulated
 // cloud reports its model; real standbys answer through the standby agent.
 type SyncReporter interface {
@@ -54,6 +75,10 @@ type StandbySpec struct {
 	Zone string
 	// Labels are extra labels/tags; providers add the ownership labels.
 	Labels map[string]string
+	// UserData is the bootstrap (cloud-init user-data / startup-script) the
+	// node runs on first boot. Providers refuse one over their limit
+	// (MaxUserData) with ErrPermanent rather than truncate it.
+	UserData []byte
 }
 
 // Placement is where and on what a standby may run, in order of preference.
@@ -63,6 +88,10 @@ type Placement struct {
 	DiskGB      int      `json:"diskGB,omitempty" mapstructure:"diskGB"`
 	Spot        bool     `json:"spot,omitempty" mapstructure:"spot"`
 }
+
+// MaxUserData is each provider's limit on a bootstrap: GCP metadata values
+// hold 256 KB, EC2 user-data 16 KB before base64.
+var MaxUserData = map[string]int{"gcp": 256 << 10, "aws": 16 << 10}
 
 // Standby states as providers report them.
 const (

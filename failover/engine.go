@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/failoverd/failoverd/cloud"
 	"github.com/failoverd/failoverd/failover/config"
@@ -24,14 +28,23 @@ type Notifier interface {
 
 // Options configure an Engine.
 type Options struct {
-	Config   *config.Config
-	Store    Store
+	Config *config.Config
+	Store  Store
+	// Providers are the configured clouds; cloud.providers (and a
+	// validator's providers) name them in order of preference.
+	Providers []cloud.Provider
+	// Provider is a shorthand for a single provider.
 	Provider cloud.Provider
+	// Sync, when set, reports sync status for every provider. Otherwise a
+	// provider that implements cloud.SyncReporter reports its own, and a
+	// standby of one that does not waits for the standby agent.
 	Sync     cloud.SyncReporter
 	Notifier Notifier // may be nil
 	Now      func() time.Time
 	Logger   *slog.Logger
 	Metrics  *Metrics
+	// Registerer receives the garbage collector's metrics (may be nil).
+	Registerer prometheus.Registerer
 }
 
 // Engine turns stored observations into incident progress. Webhooks only add
@@ -39,15 +52,16 @@ type Options struct {
 // the cloud and takes the next step, level-triggered: it does the right thing
 // whatever happened before, including a crash halfway through a step.
 type Engine struct {
-	cfg      *config.Config
-	store    Store
-	provider cloud.Provider
-	sync     cloud.SyncReporter
-	notifier Notifier
-	now      func() time.Time
-	log      *slog.Logger
-	m        *Metrics
-	queue    *queue
+	cfg       *config.Config
+	store     Store
+	providers map[string]cloud.Provider
+	sync      cloud.SyncReporter
+	notifier  Notifier
+	now       func() time.Time
+	log       *slog.Logger
+	m         *Metrics
+	gcm       *GCMetrics
+	queue     *queue
 
 	// capMu makes "count the standbys, then record the intent to create one"
 	// atomic, so two workers can never both take the last slot. Only one
@@ -89,8 +103,15 @@ const RenotifyEvery = 20 * time.Minute
 
 // New builds an engine. Config, Store, Provider and Sync are required.
 func New(o Options) (*Engine, error) {
-	if o.Config == nil || o.Store == nil || o.Provider == nil || o.Sync == nil {
-		return nil, errors.New("engine: config, store, provider and sync reporter are required")
+	if o.Provider != nil {
+		o.Providers = append(o.Providers, o.Provider)
+	}
+	if o.Config == nil || o.Store == nil || len(o.Providers) == 0 {
+		return nil, errors.New("engine: config, store and at least one provider are required")
+	}
+	providers := map[string]cloud.Provider{}
+	for _, p := range o.Providers {
+		providers[p.Name()] = p
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -102,8 +123,9 @@ func New(o Options) (*Engine, error) {
 		o.Metrics = NewMetrics(nil)
 	}
 	return &Engine{
-		cfg: o.Config, store: o.Store, provider: o.Provider, sync: o.Sync, notifier: o.Notifier,
+		cfg: o.Config, store: o.Store, providers: providers, sync: o.Sync, notifier: o.Notifier,
 		now: o.Now, log: o.Logger, m: o.Metrics, queue: newQueue(), ready: make(chan struct{}),
+		gcm:      newGCMetrics(o.Registerer),
 		notified: map[string]time.Time{}, known: map[string]map[string]AlertRecord{}, holders: map[string]bool{},
 	}, nil
 }
@@ -253,6 +275,13 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.work(ctx)
 		}()
 	}
+	if every := e.cfg.Cloud.GC.Interval; every > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.collectEvery(ctx, every)
+		}()
+	}
 	ticker := time.NewTicker(e.cfg.Engine.ResyncInterval)
 	defer ticker.Stop()
 	for {
@@ -266,6 +295,27 @@ func (e *Engine) Run(ctx context.Context) error {
 			wg.Wait()
 			return nil
 		case <-ticker.C:
+		}
+	}
+}
+
+func (e *Engine) collectEvery(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		res, err := e.CollectGarbage(ctx)
+		if err != nil && ctx.Err() == nil {
+			e.log.Warn("garbage collection failed", "err", err)
+			continue
+		}
+		if len(res.Orphans) > 0 || res.Undated > 0 {
+			e.log.Info("garbage collection", "orphans", len(res.Orphans), "deleted", len(res.Deleted),
+				"young", res.Young, "undated", res.Undated, "dry_run", e.cfg.Cloud.GC.DryRun)
 		}
 	}
 }
@@ -471,6 +521,7 @@ func (e *Engine) transition(ctx context.Context, inc *Incident, ev Event, reason
 	inc.record(Entry{At: t, From: from, To: next, Event: ev, Cause: reason})
 	inc.State, inc.Reason, inc.UpdatedAt = next, reason, t
 	inc.Attempts, inc.NextAttemptAt = 0, time.Time{}
+	e.stampCost(inc)
 	if err := e.store.PutIncident(ctx, inc); err != nil {
 		return fmt.Errorf("store incident %s (%s -> %s): %w", inc.ID, from, next, err)
 	}
@@ -486,11 +537,28 @@ func (e *Engine) transition(ctx context.Context, inc *Incident, ev Event, reason
 // update stores inc without a transition (a new reason, a sync report, an attempt).
 func (e *Engine) update(ctx context.Context, inc *Incident) error {
 	inc.UpdatedAt = e.now().UTC()
+	e.stampCost(inc)
 	if err := e.store.PutIncident(ctx, inc); err != nil {
 		return fmt.Errorf("store incident %s: %w", inc.ID, err)
 	}
 	e.track(*inc)
 	return nil
+}
+
+// stampCost refreshes the standby's hours and estimated cost so far, so
+// that every read of an incident shows what it has cost.
+func (e *Engine) stampCost(inc *Incident) {
+	s := inc.Standby
+	if s == nil || s.CreatedAt == nil {
+		return
+	}
+	end := e.now()
+	if s.DeletedAt != nil {
+		end = *s.DeletedAt
+	}
+	h := max(end.Sub(*s.CreatedAt).Hours(), 0)
+	s.Hours = math.Round(h*100) / 100
+	s.CostUSD = math.Round(h*s.HourlyUSD*100) / 100
 }
 
 // track keeps the standby-holder index current after an incident write.
@@ -594,6 +662,34 @@ func (e *Engine) backoff(attempt int) time.Duration {
 	return d - time.Duration(rand.Int64N(int64(d)/5+1))
 }
 
+// slot is one place a standby may be created: a provider and one of its zones.
+type slot struct {
+	provider cloud.Provider
+	zone     string
+}
+
+func (s slot) String() string { return s.provider.Name() + "/" + s.zone }
+
+// slots lists where the validator's standby may go, in order of preference:
+// each provider's zones in order, then the next provider.
+func (e *Engine) slots(vc config.Validator) []slot {
+	var out []slot
+	for _, name := range e.cfg.ProvidersFor(vc) {
+		p, ok := e.providers[name]
+		if !ok {
+			continue
+		}
+		zones := e.cfg.ZonesFor(name)
+		if len(zones) == 0 {
+			zones = []string{""}
+		}
+		for _, z := range zones {
+			out = append(out, slot{provider: p, zone: z})
+		}
+	}
+	return out
+}
+
 func (e *Engine) provision(ctx context.Context, inc *Incident, firing bool) (result, error) {
 	if !firing {
 		return e.toRecovering(ctx, inc)
@@ -605,44 +701,44 @@ func (e *Engine) provision(ctx context.Context, inc *Incident, firing bool) (res
 	if !ok {
 		return result{}, e.transition(ctx, inc, EventFail, "validator is no longer in the fleet configuration; a person must decide")
 	}
-	placement := e.cfg.PlacementFor(vc)
-	zones := placement.Zones
-	if len(zones) == 0 {
-		zones = []string{""}
+	slots := e.slots(vc)
+	if len(slots) == 0 {
+		return result{}, e.transition(ctx, inc, EventFail, fmt.Sprintf(
+			"none of the validator's providers %v is running in this failoverd; fix cloud.providers and tear down", e.cfg.ProvidersFor(vc)))
 	}
 	name := cloud.NameFor(inc.ID)
 
-	if res, proceed, err := e.admit(ctx, inc, name, zones); !proceed || err != nil {
+	if res, proceed, err := e.admit(ctx, inc, name, slots); !proceed || err != nil {
 		return res, err
 	}
 
-	zone := zones[inc.ZoneIndex%len(zones)]
+	at := slots[inc.ZoneIndex%len(slots)]
 	spec := cloud.StandbySpec{
 		Name: name, IncidentID: inc.ID, Validator: inc.Validator, Site: inc.Site,
-		Chain: vc.Chain, Network: vc.Network, Placement: placement, Zone: zone,
+		Chain: vc.Chain, Network: vc.Network, Zone: at.zone,
 	}
 	cctx, cancel := context.WithTimeout(ctx, e.cfg.Engine.CallTimeout)
-	sb, err := e.call("ensure", func() (cloud.Standby, error) { return e.provider.Ensure(cctx, spec) })
+	sb, err := e.call(at.provider, "ensure", func() (cloud.Standby, error) { return at.provider.Ensure(cctx, spec) })
 	cancel()
 	if err != nil {
 		if errors.Is(err, cloud.ErrCapacity) || errors.Is(err, cloud.ErrQuota) {
-			return e.nextZone(ctx, inc, zones, zone, err)
+			return e.nextZone(ctx, inc, slots, at, err)
 		}
 		if !cloud.Retryable(err) {
 			return result{}, e.transition(ctx, inc, EventFail, fmt.Sprintf("the cloud refused the standby: %v; a person must decide", err))
 		}
-		return e.failedAttempt(ctx, inc, "creating the standby", err)
+		return e.failedAttempt(ctx, inc, "creating the standby in "+at.String(), err)
 	}
 	inc.Standby = standbyFrom(sb, inc.Standby)
 	inc.Intent = nil
 	return again, e.transition(ctx, inc, EventProvisioned,
-		fmt.Sprintf("standby %s exists in %s (%s); waiting for it to sync", sb.Name, sb.Zone, sb.State))
+		fmt.Sprintf("standby %s exists in %s/%s (%s); waiting for it to sync", sb.Name, sb.Provider, sb.Zone, sb.State))
 }
 
 // admit checks the caps and records the intent to create the standby, under
 // capMu so that the check and the claim are one step.
-func (e *Engine) admit(ctx context.Context, inc *Incident, name string, zones []string) (result, bool, error) {
-	res, proceed, spent, err := e.admitLocked(ctx, inc, name, zones)
+func (e *Engine) admit(ctx context.Context, inc *Incident, name string, slots []slot) (result, bool, error) {
+	res, proceed, spent, err := e.admitLocked(ctx, inc, name, slots)
 	if spent != "" {
 		return result{}, false, e.transition(ctx, inc, EventFail, spent)
 	}
@@ -652,7 +748,7 @@ func (e *Engine) admit(ctx context.Context, inc *Incident, name string, zones []
 // admitLocked does admit's work under capMu. It returns spent (a reason)
 // when the budget refuses the standby; the caller fails the incident after
 // the lock is released.
-func (e *Engine) admitLocked(ctx context.Context, inc *Incident, name string, zones []string) (res result, proceed bool, spent string, err error) {
+func (e *Engine) admitLocked(ctx context.Context, inc *Incident, name string, slots []slot) (res result, proceed bool, spent string, err error) {
 	e.capMu.Lock()
 	defer e.capMu.Unlock()
 	if inc.Intent == nil || inc.Intent.Action != "ensure-standby" {
@@ -691,13 +787,14 @@ func (e *Engine) admitLocked(ctx context.Context, inc *Incident, name string, zo
 	// Record the intent before the call: after a crash the same idempotent
 	// call is repeated, and a resolve in between still knows what to delete.
 	t := e.now().UTC()
-	zone := zones[inc.ZoneIndex%len(zones)]
-	inc.Intent = &Intent{Action: "ensure-standby", Target: name, At: t}
-	if inc.Standby == nil {
-		inc.Standby = &Standby{Provider: e.provider.Name(), Name: name, State: "requested"}
+	at := slots[inc.ZoneIndex%len(slots)]
+	inc.Intent = &Intent{Action: "ensure-standby", Target: at.provider.Name() + "/" + name, At: t}
+	if inc.Standby == nil || inc.Standby.State == cloud.StateDeleted {
+		inc.Standby = &Standby{Name: name, State: "requested"}
 	}
-	inc.Standby.Zone = zone
-	inc.Reason = fmt.Sprintf("creating standby %s in %s/%s", name, e.provider.Name(), zone)
+	inc.Standby.Provider, inc.Standby.Zone = at.provider.Name(), at.zone
+	inc.Standby.HourlyUSD = e.cfg.HourlyCost(at.provider.Name())
+	inc.Reason = fmt.Sprintf("creating standby %s in %s", name, at)
 	if err := e.putLocked(ctx, inc); err != nil {
 		return result{}, false, "", err
 	}
@@ -707,6 +804,7 @@ func (e *Engine) admitLocked(ctx context.Context, inc *Incident, name string, zo
 // putLocked is update for callers that hold capMu.
 func (e *Engine) putLocked(ctx context.Context, inc *Incident) error {
 	inc.UpdatedAt = e.now().UTC()
+	e.stampCost(inc)
 	if err := e.store.PutIncident(ctx, inc); err != nil {
 		return fmt.Errorf("store incident %s: %w", inc.ID, err)
 	}
@@ -760,21 +858,29 @@ func holdsStandby(inc Incident) bool {
 	return inc.Standby != nil && inc.Standby.State != cloud.StateDeleted
 }
 
-// nextZone moves on to the next placement zone after a capacity or quota
-// error; once every zone has failed, the round counts as one failed attempt.
-func (e *Engine) nextZone(ctx context.Context, inc *Incident, zones []string, zone string, cause error) (result, error) {
+// nextZone moves on to the next placement slot (zone, then provider) after
+// a capacity or quota error; once every slot has failed, the round counts as
+// one failed attempt.
+func (e *Engine) nextZone(ctx context.Context, inc *Incident, slots []slot, at slot, cause error) (result, error) {
 	inc.ZoneIndex++
-	if inc.ZoneIndex%len(zones) != 0 {
-		next := zones[inc.ZoneIndex%len(zones)]
-		inc.Reason = fmt.Sprintf("zone %s: %v; trying %s", zone, cause, next)
+	if inc.ZoneIndex%len(slots) != 0 {
+		next := slots[inc.ZoneIndex%len(slots)]
+		inc.Reason = fmt.Sprintf("zone %s: %v; trying %s", at, cause, next)
 		inc.record(Entry{At: e.now().UTC(), Cause: inc.Reason})
 		return again, e.update(ctx, inc)
 	}
-	return e.failedAttempt(ctx, inc, fmt.Sprintf("creating the standby in every zone (%v)", zones), cause)
+	names := make([]string, len(slots))
+	for i, s := range slots {
+		names[i] = s.String()
+	}
+	return e.failedAttempt(ctx, inc, fmt.Sprintf("creating the standby in every zone (%s)", strings.Join(names, ", ")), cause)
 }
 
 func standbyFrom(sb cloud.Standby, old *Standby) *Standby {
 	s := &Standby{Provider: sb.Provider, Name: sb.Name, Zone: sb.Zone, State: sb.State}
+	if old != nil {
+		s.HourlyUSD = old.HourlyUSD
+	}
 	if !sb.CreatedAt.IsZero() {
 		c := sb.CreatedAt.UTC()
 		s.CreatedAt = &c
@@ -800,9 +906,13 @@ func (e *Engine) watchSync(ctx context.Context, inc *Incident, firing bool) (res
 	if inc.Standby == nil {
 		return result{}, e.transition(ctx, inc, EventStandbyLost, "no standby recorded; provisioning one")
 	}
+	provider, ok := e.providers[inc.Standby.Provider]
+	if !ok {
+		return e.failedAttempt(ctx, inc, "reading the standby", fmt.Errorf("provider %q is not running in this failoverd (cloud.providers)", inc.Standby.Provider))
+	}
 	cctx, cancel := context.WithTimeout(ctx, e.cfg.Engine.CallTimeout)
 	defer cancel()
-	sb, err := e.call("get", func() (cloud.Standby, error) { return e.provider.Get(cctx, inc.Standby.Name) })
+	sb, err := e.call(provider, "get", func() (cloud.Standby, error) { return provider.Get(cctx, inc.Standby.Name) })
 	if errors.Is(err, cloud.ErrNotFound) {
 		inc.Standby.State = cloud.StateDeleted
 		t := e.now().UTC()
@@ -813,7 +923,16 @@ func (e *Engine) watchSync(ctx context.Context, inc *Incident, firing bool) (res
 	if err != nil {
 		return e.failedAttempt(ctx, inc, "reading the standby", err)
 	}
-	st, err := e.syncStatus(cctx, sb)
+	reporter := e.syncReporter(provider)
+	if reporter == nil {
+		// Real clouds report sync through the standby agent on the node.
+		inc.Standby = standbyFrom(sb, inc.Standby)
+		inc.Attempts, inc.NextAttemptAt = 0, time.Time{}
+		inc.Reason = fmt.Sprintf("standby %s is %s in %s/%s; its sync status comes from the standby agent, which this build does not have yet",
+			sb.Name, sb.State, sb.Provider, sb.Zone)
+		return result{after: poll}, e.update(ctx, inc)
+	}
+	st, err := e.syncStatus(cctx, provider, reporter, sb)
 	if err != nil && !errors.Is(err, cloud.ErrNotFound) {
 		return e.failedAttempt(ctx, inc, "reading the standby's sync status", err)
 	}
@@ -843,10 +962,20 @@ func (e *Engine) watchSync(ctx context.Context, inc *Incident, firing bool) (res
 	return result{after: poll}, e.update(ctx, inc)
 }
 
-func (e *Engine) syncStatus(ctx context.Context, sb cloud.Standby) (cloud.SyncStatus, error) {
+func (e *Engine) syncReporter(p cloud.Provider) cloud.SyncReporter {
+	if e.sync != nil {
+		return e.sync
+	}
+	if r, ok := p.(cloud.SyncReporter); ok {
+		return r
+	}
+	return nil
+}
+
+func (e *Engine) syncStatus(ctx context.Context, p cloud.Provider, r cloud.SyncReporter, sb cloud.Standby) (cloud.SyncStatus, error) {
 	start := time.Now()
-	st, err := e.sync.SyncStatus(ctx, sb)
-	e.observeCall("sync_status", start, err)
+	st, err := r.SyncStatus(ctx, sb)
+	e.observeCall(p, "sync_status", start, err)
 	return st, err
 }
 
@@ -884,8 +1013,12 @@ func (e *Engine) recover(ctx context.Context, inc *Incident, v ValidatorRecord) 
 			return result{}, err
 		}
 	}
+	provider, ok := e.providers[inc.Standby.Provider]
+	if !ok {
+		return e.failedAttempt(ctx, inc, "deleting the standby", fmt.Errorf("provider %q is not running in this failoverd (cloud.providers)", inc.Standby.Provider))
+	}
 	cctx, cancel := context.WithTimeout(ctx, e.cfg.Engine.CallTimeout)
-	_, err := e.call("delete", func() (cloud.Standby, error) { return cloud.Standby{}, e.provider.Delete(cctx, name) })
+	_, err := e.call(provider, "delete", func() (cloud.Standby, error) { return cloud.Standby{}, provider.Delete(cctx, name) })
 	cancel()
 	if err != nil && !errors.Is(err, cloud.ErrNotFound) {
 		return e.failedAttempt(ctx, inc, "deleting the standby", err)
@@ -939,15 +1072,15 @@ func (e *Engine) Teardown(ctx context.Context, id, by string) (Incident, error) 
 }
 
 // call runs one provider call and counts it.
-func (e *Engine) call(op string, f func() (cloud.Standby, error)) (cloud.Standby, error) {
+func (e *Engine) call(provider cloud.Provider, op string, f func() (cloud.Standby, error)) (cloud.Standby, error) {
 	start := time.Now()
 	sb, err := f()
-	e.observeCall(op, start, err)
+	e.observeCall(provider, op, start, err)
 	return sb, err
 }
 
-func (e *Engine) observeCall(op string, start time.Time, err error) {
-	p := e.provider.Name()
+func (e *Engine) observeCall(provider cloud.Provider, op string, start time.Time, err error) {
+	p := provider.Name()
 	e.m.ProviderDuration.WithLabelValues(p, op).Observe(time.Since(start).Seconds())
 	if err == nil {
 		e.m.ProviderCalls.WithLabelValues(p, op, "ok").Inc()

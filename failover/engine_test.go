@@ -68,7 +68,7 @@ func newHarness(t *testing.T, tweak func(*config.Config)) *harness {
 	cfg.Engine.KeepWarm = 10 * time.Minute
 	cfg.Engine.PollInterval = 15 * time.Second
 	cfg.Engine.MaxAttempts = 3
-	cfg.Cloud.Placement.Zones = []string{"sim-a", "sim-b"}
+	cfg.Cloud.Sim.Zones = []string{"sim-a", "sim-b"}
 	for i := 1; i <= 3; i++ {
 		cfg.Fleet = append(cfg.Fleet, config.Validator{Name: fmt.Sprintf("eth-%d", i), Chain: "ethereum", Network: "hoodi", Site: "basement"})
 	}
@@ -307,7 +307,7 @@ func TestZoneFallbackThenFailure(t *testing.T) {
 	}
 	found := false
 	for _, e := range inc.History {
-		found = found || strings.Contains(e.Cause, "zone sim-a") && strings.Contains(e.Cause, "trying sim-b")
+		found = found || strings.Contains(e.Cause, "zone sim/sim-a") && strings.Contains(e.Cause, "trying sim/sim-b")
 	}
 	if !found {
 		t.Fatalf("the capacity error is not in the history: %+v", inc.History)
@@ -665,5 +665,91 @@ func TestDuplicatesSkipTheStore(t *testing.T) {
 	v, _ := h.store.GetValidator(h.ctx, "eth-1")
 	if v.Alerts["fp"].Status != failover.AlertResolved {
 		t.Fatalf("ledger %+v", v.Alerts)
+	}
+}
+
+// TestCostShown: every write refreshes the standby's hours and estimated
+// cost, priced when the standby was requested.
+func TestCostShown(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Cloud.Sim.Price = config.Price{HourlyUSD: 1, DiskGBMonthUSD: 0.73, SpotDiscount: 0.5}
+		c.Cloud.Sim.DiskGB = 1000
+	})
+	h.fire("eth-1", "fp1", start.Add(-time.Hour))
+	h.reconcile("eth-1")
+	inc := h.wantState("eth-1", failover.StateSyncing)
+	if got := inc.Standby.HourlyUSD; got != 2 { // 1 $/h machine + 1000 GB × 0.73 $/GB-month / 730 h
+		t.Fatalf("hourly %v, want 2", got)
+	}
+	h.clk.Advance(3 * time.Hour)
+	h.reconcile("eth-1")
+	inc = h.incident("eth-1")
+	if inc.Standby.Hours != 3 || inc.Standby.CostUSD != 6 {
+		t.Fatalf("after 3h: %v h, $%v", inc.Standby.Hours, inc.Standby.CostUSD)
+	}
+	h.resolve("eth-1", "fp1", start.Add(-time.Hour), h.clk.Now())
+	h.reconcile("eth-1")
+	h.clk.Advance(h.cfg.Engine.KeepWarm)
+	h.reconcile("eth-1")
+	h.clk.Advance(5 * time.Hour) // a closed incident stops costing
+	inc = h.wantState("eth-1", failover.StateClosed)
+	want := 3 + h.cfg.Engine.KeepWarm.Hours()
+	if d := inc.Standby.Hours - want; d > 0.01 || d < -0.01 {
+		t.Fatalf("closed after %v h, recorded %v", want, inc.Standby.Hours)
+	}
+}
+
+// TestGarbageCollector: an owned standby no incident claims is deleted after
+// the grace period; a claimed one never is; an unowned one is never touched;
+// dry-run deletes nothing.
+func TestGarbageCollector(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Cloud.GC.GracePeriod = 30 * time.Minute })
+	h.fire("eth-1", "fp1", start.Add(-time.Hour))
+	h.reconcile("eth-1")
+	claimed := h.wantState("eth-1", failover.StateSyncing).Standby.Name
+	// An orphan: a standby whose incident is gone (say, a crash before a
+	// store restore), and a machine failoverd does not own.
+	if _, err := h.cloud.Ensure(h.ctx, cloud.StandbySpec{Name: "fo-eth-9-1", IncidentID: "eth-9-1", Validator: "eth-9", Site: "basement", Zone: "sim-a"}); err != nil {
+		t.Fatal(err)
+	}
+	h.cloud.AddUnowned("homemade", "sim-a", map[string]string{"owner": "alice"})
+
+	res, err := h.eng.CollectGarbage(h.ctx)
+	if err != nil || len(res.Orphans) != 0 || res.Young != 1 {
+		t.Fatalf("inside the grace period: %+v %v", res, err)
+	}
+	h.clk.Advance(31 * time.Minute)
+	h.cfg.Cloud.GC.DryRun = true
+	res, err = h.eng.CollectGarbage(h.ctx)
+	if err != nil || len(res.Orphans) != 1 || len(res.Deleted) != 0 || h.cloud.Live() != 2 {
+		t.Fatalf("dry run: %+v %v, live %d", res, err, h.cloud.Live())
+	}
+	h.cfg.Cloud.GC.DryRun = false
+	res, err = h.eng.CollectGarbage(h.ctx)
+	if err != nil || len(res.Deleted) != 1 || res.Deleted[0].Name != "fo-eth-9-1" {
+		t.Fatalf("collection: %+v %v", res, err)
+	}
+	if _, err := h.cloud.Get(h.ctx, claimed); err != nil {
+		t.Fatalf("the claimed standby was touched: %v", err)
+	}
+	if h.cloud.Live() != 1 {
+		t.Fatalf("live %d", h.cloud.Live())
+	}
+	// The unowned machine is still there: sim's List hides it, so look it up
+	// the only way it can be seen, by trying to take its name.
+	if _, err := h.cloud.Ensure(h.ctx, cloud.StandbySpec{Name: "homemade", IncidentID: "x", Zone: "sim-a"}); !errors.Is(err, cloud.ErrPermanent) {
+		t.Fatalf("unowned machine gone or adopted: %v", err)
+	}
+}
+
+func TestClaimedByName(t *testing.T) {
+	standbys := []string{"fo-eth-1-1"}
+	for name, want := range map[string]bool{
+		"fo-eth-1-1": true, "fo-eth-1-1-data": true, "fo-p2p-fo-eth-1-1": true,
+		"fo-eth-1-10": false, "fo-eth-1-10-data": false, "fo-p2p-fo-eth-1-11": false, "fo-eth-1": false,
+	} {
+		if got := failover.ClaimedByName(name, standbys); got != want {
+			t.Errorf("%s: %v, want %v", name, got, want)
+		}
 	}
 }

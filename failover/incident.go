@@ -85,6 +85,11 @@ type Standby struct {
 	CreatedAt *time.Time  `json:"createdAt,omitempty"`
 	DeletedAt *time.Time  `json:"deletedAt,omitempty"`
 	Sync      *SyncReport `json:"sync,omitempty"`
+	// HourlyUSD is the estimated price per hour (machine and disk) when the
+	// standby was requested; Hours and CostUSD are refreshed on every write.
+	HourlyUSD float64 `json:"hourlyUSD,omitempty"`
+	Hours     float64 `json:"hours,omitempty"`
+	CostUSD   float64 `json:"costUSD,omitempty"`
 }
 
 // SyncReport is the last sync status read from the standby.

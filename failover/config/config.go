@@ -6,8 +6,6 @@ package config
 
 import (
 	"time"
-
-	"github.com/failoverd/failoverd/cloud"
 )
 
 // Config is the whole configuration. Keys are camelCase in YAML; every key
@@ -110,17 +108,48 @@ type Caps struct {
 	MonthlyStandbyHours float64 `mapstructure:"monthlyStandbyHours" json:"monthlyStandbyHours"`
 }
 
-// Cloud selects and tunes the provider.
+// Cloud selects the providers and tunes each of them.
 type Cloud struct {
-	// Provider is "sim" (the local default). "gcp" and "aws" come with their packages.
-	Provider string `mapstructure:"provider" json:"provider"`
-	// Placement is the default placement; a fleet entry may override it.
-	Placement cloud.Placement `mapstructure:"placement" json:"placement"`
-	Sim       Sim             `mapstructure:"sim" json:"sim"`
+	// Providers are tried in this order: within a provider its zones in
+	// order (zones of the first region first), then the next provider. A zone
+	// without capacity or quota moves on to the next one.
+	Providers []string `mapstructure:"providers" json:"providers"`
+	GC        GC       `mapstructure:"gc" json:"gc"`
+	Sim       Sim      `mapstructure:"sim" json:"sim"`
+	GCP       GCP      `mapstructure:"gcp" json:"gcp"`
+	AWS       AWS      `mapstructure:"aws" json:"aws"`
+}
+
+// GC is the garbage collector of cloud resources no incident claims.
+type GC struct {
+	// Interval between collections; 0 turns the collector off.
+	Interval time.Duration `mapstructure:"interval" json:"interval"`
+	// GracePeriod: an unclaimed resource younger than this is left alone.
+	GracePeriod time.Duration `mapstructure:"gracePeriod" json:"gracePeriod"`
+	// DryRun reports what would be deleted (log and metrics) without deleting.
+	DryRun bool `mapstructure:"dryRun" json:"dryRun"`
+}
+
+// Price is what a standby costs on one provider, for the cost estimate
+// every incident shows. Defaults are list prices at the time of writing;
+// set your own.
+type Price struct {
+	// HourlyUSD is the machine's on-demand price per hour.
+	HourlyUSD float64 `mapstructure:"hourlyUSD" json:"hourlyUSD"`
+	// DiskGBMonthUSD is the data disk's price per GB and month.
+	DiskGBMonthUSD float64 `mapstructure:"diskGBMonthUSD" json:"diskGBMonthUSD"`
+	// SpotDiscount is the fraction of HourlyUSD saved on spot capacity (0..1).
+	SpotDiscount float64 `mapstructure:"spotDiscount" json:"spotDiscount"`
 }
 
 // Sim tunes the simulated cloud.
 type Sim struct {
+	// Zones of the simulated cloud, in preference order.
+	Zones []string `mapstructure:"zones" json:"zones"`
+	// DiskGB is the data disk size (for the cost estimate).
+	DiskGB int `mapstructure:"diskGB" json:"diskGB"`
+	// Spot: the simulated standbys count as spot capacity.
+	Spot bool `mapstructure:"spot" json:"spot"`
 	// BootTime is how long a new node stays pending.
 	BootTime time.Duration `mapstructure:"bootTime" json:"bootTime"`
 	// SyncTime is how long a running node takes to sync.
@@ -129,6 +158,60 @@ type Sim struct {
 	Peers int `mapstructure:"peers" json:"peers"`
 	// NoCapacityZones answer every create with a capacity error.
 	NoCapacityZones []string `mapstructure:"noCapacityZones" json:"noCapacityZones"`
+	Price           Price    `mapstructure:"price" json:"price"`
+}
+
+// GCP is the Google Cloud provider (Compute Engine). Credentials come from
+// Application Default Credentials.
+type GCP struct {
+	Project string `mapstructure:"project" json:"project"`
+	// Zones in preference order, e.g. [europe-west4-a, europe-west4-b, europe-west1-b].
+	Zones       []string `mapstructure:"zones" json:"zones"`
+	MachineType string   `mapstructure:"machineType" json:"machineType"`
+	DiskType    string   `mapstructure:"diskType" json:"diskType"`
+	DiskGB      int      `mapstructure:"diskGB" json:"diskGB"`
+	BootImage   string   `mapstructure:"bootImage" json:"bootImage"`
+	Network     string   `mapstructure:"network" json:"network"`
+	Subnetwork  string   `mapstructure:"subnetwork" json:"subnetwork"`
+	// Spot runs syncing standbys on SPOT capacity.
+	Spot bool `mapstructure:"spot" json:"spot"`
+	// APISourceRanges may reach the standby's API ports (CIDRs); empty: nobody.
+	APISourceRanges []string `mapstructure:"apiSourceRanges" json:"apiSourceRanges"`
+	// SnapshotLabels select the chain-data snapshot the data disk starts
+	// from (the newest ready one with these labels and the validator's);
+	// empty: a blank disk that syncs from scratch.
+	SnapshotLabels   map[string]string `mapstructure:"snapshotLabels" json:"snapshotLabels"`
+	OperationTimeout time.Duration     `mapstructure:"operationTimeout" json:"operationTimeout"`
+	// Endpoint overrides the Compute API address (a private endpoint or a
+	// local emulator). InsecureNoAuth sends no credentials: emulators only.
+	Endpoint       string `mapstructure:"endpoint" json:"endpoint"`
+	InsecureNoAuth bool   `mapstructure:"insecureNoAuth" json:"insecureNoAuth"`
+	Price          Price  `mapstructure:"price" json:"price"`
+}
+
+// AWS is the Amazon EC2 provider. Credentials come from the AWS default chain.
+type AWS struct {
+	// Zones are availability zones in preference order, e.g. [eu-west-1a, eu-west-1b, eu-central-1a];
+	// regions derive from them.
+	Zones []string `mapstructure:"zones" json:"zones"`
+	// Subnets maps a zone to its subnet ID; zones without one use the default VPC.
+	Subnets      map[string]string `mapstructure:"subnets" json:"subnets"`
+	InstanceType string            `mapstructure:"instanceType" json:"instanceType"`
+	// AMIs maps each region used to its image ID.
+	AMIs       map[string]string `mapstructure:"amis" json:"amis"`
+	VolumeGB   int               `mapstructure:"volumeGB" json:"volumeGB"`
+	VolumeType string            `mapstructure:"volumeType" json:"volumeType"`
+	// SnapshotTags select the chain-data snapshot (newest completed, with
+	// these tags and the validator's); empty: a blank volume.
+	SnapshotTags map[string]string `mapstructure:"snapshotTags" json:"snapshotTags"`
+	// VolumeInitializationRate (MiB/s) pays for a snapshot-restored volume
+	// to load eagerly; 0 leaves EBS to load blocks lazily on first read.
+	VolumeInitializationRate int      `mapstructure:"volumeInitializationRate" json:"volumeInitializationRate"`
+	Spot                     bool     `mapstructure:"spot" json:"spot"`
+	APISourceRanges          []string `mapstructure:"apiSourceRanges" json:"apiSourceRanges"`
+	// Endpoint overrides the EC2 API address (a VPC endpoint or a local emulator).
+	Endpoint string `mapstructure:"endpoint" json:"endpoint"`
+	Price    Price  `mapstructure:"price" json:"price"`
 }
 
 // Notify tells people through their own Alertmanager.
@@ -147,8 +230,8 @@ type Validator struct {
 	Network string  `mapstructure:"network" json:"network"`
 	Site    string  `mapstructure:"site" json:"site"`
 	Clients Clients `mapstructure:"clients" json:"clients"`
-	// Placement overrides cloud.placement for this validator (fields left empty inherit).
-	Placement cloud.Placement `mapstructure:"placement" json:"placement"`
+	// Providers overrides cloud.providers for this validator (order of preference).
+	Providers []string `mapstructure:"providers" json:"providers,omitempty"`
 }
 
 // Clients are the validator's client software, mirrored on the standby.
@@ -180,20 +263,44 @@ func (c *Config) Validator(name string) (Validator, bool) {
 	return Validator{}, false
 }
 
-// PlacementFor is the validator's placement with the defaults filled in.
-func (c *Config) PlacementFor(v Validator) cloud.Placement {
-	p := c.Cloud.Placement
-	if len(v.Placement.Zones) > 0 {
-		p.Zones = v.Placement.Zones
+// ProvidersFor is the validator's providers in order of preference.
+func (c *Config) ProvidersFor(v Validator) []string {
+	if len(v.Providers) > 0 {
+		return v.Providers
 	}
-	if v.Placement.MachineType != "" {
-		p.MachineType = v.Placement.MachineType
+	return c.Cloud.Providers
+}
+
+// ZonesFor is the zone list of a provider.
+func (c *Config) ZonesFor(provider string) []string {
+	switch provider {
+	case ProviderSim:
+		return c.Cloud.Sim.Zones
+	case ProviderGCP:
+		return c.Cloud.GCP.Zones
+	case ProviderAWS:
+		return c.Cloud.AWS.Zones
 	}
-	if v.Placement.DiskGB != 0 {
-		p.DiskGB = v.Placement.DiskGB
+	return nil
+}
+
+// HourlyCost is what a standby of the provider costs per hour, disk included.
+func (c *Config) HourlyCost(provider string) float64 {
+	var p Price
+	var diskGB int
+	var spot bool
+	switch provider {
+	case ProviderSim:
+		p, diskGB, spot = c.Cloud.Sim.Price, c.Cloud.Sim.DiskGB, c.Cloud.Sim.Spot
+	case ProviderGCP:
+		p, diskGB, spot = c.Cloud.GCP.Price, c.Cloud.GCP.DiskGB, c.Cloud.GCP.Spot
+	case ProviderAWS:
+		p, diskGB, spot = c.Cloud.AWS.Price, c.Cloud.AWS.VolumeGB, c.Cloud.AWS.Spot
 	}
-	if v.Placement.Spot {
-		p.Spot = true
+	machine := p.HourlyUSD
+	if spot {
+		machine *= 1 - p.SpotDiscount
 	}
-	return p
+	const hoursPerMonth = 730
+	return machine + float64(diskGB)*p.DiskGBMonthUSD/hoursPerMonth
 }

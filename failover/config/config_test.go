@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,8 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-
-	"github.com/failoverd/failoverd/cloud"
 )
 
 func files(t testing.TB, pattern string) []string {
@@ -116,17 +115,36 @@ func TestFullFileSetsEveryKey(t *testing.T) {
 			continue
 		}
 		if reflect.DeepEqual(valueAt(got, k.Path).Interface(), valueAt(def, k.Path).Interface()) && k.Path != "store.type" &&
-			k.Path != "auth.disabled" && k.Path != "cloud.provider" {
+			k.Path != "auth.disabled" {
 			t.Errorf("%s: still the default %v", k.Path, valueAt(got, k.Path).Interface())
 		}
 	}
-	// Case survives in label names (viper would lowercase them).
+	// Every map is set, and the case of its keys survives (viper would
+	// lowercase them).
+	for _, k := range Keys() {
+		if k.Type.Kind() == reflect.Map && valueAt(got, k.Path).Len() == 0 {
+			t.Errorf("%s: empty", k.Path)
+		}
+	}
 	if cfg.Notify.Labels["Cluster"] != "home-rke2" {
 		t.Errorf("notify.labels = %v, want key Cluster kept", cfg.Notify.Labels)
 	}
+	if g := cfg.Cloud.GCP; g.SnapshotLabels["Tier"] != "archive" || g.SnapshotLabels["chain-data"] != "true" {
+		t.Errorf("cloud.gcp.snapshotLabels = %v, want key Tier kept", g.SnapshotLabels)
+	}
+	a := cfg.Cloud.AWS
+	if a.SnapshotTags["ChainData"] != "true" || a.SnapshotTags["network"] != "mainnet" {
+		t.Errorf("cloud.aws.snapshotTags = %v, want key ChainData kept", a.SnapshotTags)
+	}
+	if a.Subnets["eu-central-1a"] != "subnet-0f1e2d3c4b5a69788" || a.AMIs["eu-central-1"] != "ami-0fedcba9876543210" || len(a.AMIs) != 2 {
+		t.Errorf("cloud.aws subnets %v amis %v", a.Subnets, a.AMIs)
+	}
 	v, ok := cfg.Validator("eth-mainnet-1")
-	if !ok || v.Clients.Consensus.Image != "sigp/lighthouse:v8.0.1" || v.Placement.DiskGB != 3000 {
+	if !ok || v.Clients.Consensus.Image != "sigp/lighthouse:v8.0.1" || !reflect.DeepEqual(v.Providers, []string{"aws", "gcp"}) {
 		t.Errorf("fleet[0] = %+v", v)
+	}
+	if s, _ := cfg.Validator("eth-sepolia-1"); s.Providers != nil || !reflect.DeepEqual(cfg.ProvidersFor(s), []string{"gcp", "aws", "sim"}) {
+		t.Errorf("fleet[1] providers %v, ProvidersFor %v", s.Providers, cfg.ProvidersFor(s))
 	}
 	if cfg.Engine.CallTimeout != 90*time.Second || cfg.Caps.MonthlyStandbyHours != 120.5 {
 		t.Errorf("engine/caps = %+v %+v", cfg.Engine, cfg.Caps)
@@ -158,7 +176,11 @@ func TestEnvPrecedence(t *testing.T) {
 			"FAILOVERD_DATA_DIR":                   "/from/env",
 			"FAILOVERD_ENGINE_CONFIRM_FOR":         "45s",
 			"FAILOVERD_ENGINE_KEEP_WARM":           "1h",
-			"FAILOVERD_CLOUD_PLACEMENT_ZONES":      "env-a, env-b,,",
+			"FAILOVERD_CLOUD_SIM_ZONES":            "env-a, env-b,,",
+			"FAILOVERD_CLOUD_PROVIDERS":            "gcp,aws",
+			"FAILOVERD_CLOUD_GCP_PROJECT":          "env-project",
+			"FAILOVERD_CLOUD_AWS_PRICE_HOURLY_USD": "0.5",
+			"FAILOVERD_CLOUD_GC_DRY_RUN":           "1",
 			"FAILOVERD_NOTIFY_ALERTMANAGER_URL":    "http://am:9093",
 			"FAILOVERD_AUTH_DISABLED":              "true",
 			"FAILOVERD_CAPS_MONTHLY_STANDBY_HOURS": "12.5",
@@ -180,7 +202,15 @@ func TestEnvPrecedence(t *testing.T) {
 		{"engine.keepWarm (env over default)", cfg.Engine.KeepWarm, time.Hour},
 		{"engine.workers (file)", cfg.Engine.Workers, 2},
 		{"engine.pollInterval (default)", cfg.Engine.PollInterval, 15 * time.Second},
-		{"cloud.placement.zones (env list)", cfg.Cloud.Placement.Zones, []string{"env-a", "env-b"}},
+		{"cloud.sim.zones (env list)", cfg.Cloud.Sim.Zones, []string{"env-a", "env-b"}},
+		{"cloud.providers (env list)", cfg.Cloud.Providers, []string{"gcp", "aws"}},
+		{"cloud.gcp.project (env over file)", cfg.Cloud.GCP.Project, "env-project"},
+		{"cloud.gcp.zones (file)", cfg.Cloud.GCP.Zones, []string{"europe-west4-a"}},
+		{"cloud.gcp.machineType (default)", cfg.Cloud.GCP.MachineType, "n2-standard-8"},
+		{"cloud.aws.amis (file only)", cfg.Cloud.AWS.AMIs, map[string]string{"eu-west-1": "ami-0123456789abcdef0"}},
+		{"cloud.aws.price.hourlyUSD (env)", cfg.Cloud.AWS.Price.HourlyUSD, 0.5},
+		{"cloud.aws.price.spotDiscount (default)", cfg.Cloud.AWS.Price.SpotDiscount, 0.6},
+		{"cloud.gc.dryRun (env)", cfg.Cloud.GC.DryRun, true},
 		{"notify.alertmanagerURL", cfg.Notify.AlertmanagerURL, "http://am:9093"},
 		{"auth.disabled", cfg.Auth.Disabled, true},
 		{"caps.monthlyStandbyHours", cfg.Caps.MonthlyStandbyHours, 12.5},
@@ -284,7 +314,14 @@ func TestEnvNames(t *testing.T) {
 		{"dataDir", "FAILOVERD_DATA_DIR", "data-dir"},
 		{"engine.confirmFor", "FAILOVERD_ENGINE_CONFIRM_FOR", "engine-confirm-for"},
 		{"notify.alertmanagerURL", "FAILOVERD_NOTIFY_ALERTMANAGER_URL", "notify-alertmanager-url"},
-		{"cloud.placement.diskGB", "FAILOVERD_CLOUD_PLACEMENT_DISK_GB", "cloud-placement-disk-gb"},
+		{"cloud.gcp.diskGB", "FAILOVERD_CLOUD_GCP_DISK_GB", "cloud-gcp-disk-gb"},
+		{"cloud.providers", "FAILOVERD_CLOUD_PROVIDERS", "cloud-providers"},
+		{"cloud.gc.gracePeriod", "FAILOVERD_CLOUD_GC_GRACE_PERIOD", "cloud-gc-grace-period"},
+		{"cloud.gcp.apiSourceRanges", "FAILOVERD_CLOUD_GCP_API_SOURCE_RANGES", "cloud-gcp-api-source-ranges"},
+		{"cloud.gcp.insecureNoAuth", "FAILOVERD_CLOUD_GCP_INSECURE_NO_AUTH", "cloud-gcp-insecure-no-auth"},
+		{"cloud.aws.price.diskGBMonthUSD", "FAILOVERD_CLOUD_AWS_PRICE_DISK_GB_MONTH_USD", "cloud-aws-price-disk-gb-month-usd"},
+		{"cloud.aws.price.hourlyUSD", "FAILOVERD_CLOUD_AWS_PRICE_HOURLY_USD", "cloud-aws-price-hourly-usd"},
+		{"cloud.aws.volumeInitializationRate", "FAILOVERD_CLOUD_AWS_VOLUME_INITIALIZATION_RATE", "cloud-aws-volume-initialization-rate"},
 		{"auth.apiTokenFile", "FAILOVERD_AUTH_API_TOKEN_FILE", "auth-api-token-file"},
 		{"caps.maxConcurrentStandbys", "FAILOVERD_CAPS_MAX_CONCURRENT_STANDBYS", "caps-max-concurrent-standbys"},
 		{"cloud.sim.noCapacityZones", "FAILOVERD_CLOUD_SIM_NO_CAPACITY_ZONES", "cloud-sim-no-capacity-zones"},
@@ -328,7 +365,7 @@ func TestKeysAreUniqueAndComplete(t *testing.T) {
 			t.Errorf("%s is both a token variable and key %s", e, p)
 		}
 	}
-	if settable < 35 {
+	if settable < 60 {
 		t.Errorf("only %d settable keys; did the walk stop early?", settable)
 	}
 }
@@ -339,11 +376,14 @@ func TestValidateCollectsEverything(t *testing.T) {
 	cfg.DataDir = ""
 	cfg.Engine.Workers = 65
 	cfg.Engine.PollInterval = 0
-	cfg.Cloud.Provider = "aws"
+	cfg.Cloud.Providers = []string{"aws", "azure"}
+	cfg.Cloud.AWS.Zones = []string{"eu-west-1a"}
+	cfg.Cloud.GCP.Project = "Not Validated: gcp is unused"
+	cfg.Notify.AlertmanagerURL = "alertmanager"
 	cfg.Fleet = []Validator{
 		{Name: "-bad", Chain: "ethereum", Network: "hoodi"},
 		{Name: "ok", Chain: "", Network: "x"},
-		{Name: "ok", Chain: "berachain", Network: "", Placement: cloudPlacement("")},
+		{Name: "ok", Chain: "berachain", Network: "", Providers: []string{"sim", ""}},
 	}
 	err := cfg.Validate()
 	var ce *Error
@@ -355,13 +395,13 @@ func TestValidateCollectsEverything(t *testing.T) {
 		keys = append(keys, p.Key)
 	}
 	want := []string{
-		"listen", "dataDir", "engine.pollInterval", "engine.workers", "cloud.provider",
-		"fleet[0].name", "fleet[1].chain", "fleet[2].name", "fleet[2].network", "fleet[2].placement.zones[0]",
+		"listen", "dataDir", "engine.pollInterval", "engine.workers", "cloud.providers[1]", "cloud.aws.amis",
+		"notify.alertmanagerURL", "fleet[0].name", "fleet[1].chain", "fleet[2].name", "fleet[2].network", "fleet[2].providers[1]",
 	}
 	if !reflect.DeepEqual(keys, want) {
 		t.Errorf("problem keys = %q\nwant %q\n%v", keys, want, err)
 	}
-	if !strings.HasPrefix(err.Error(), "10 problems:\n  - listen: ") {
+	if !strings.HasPrefix(err.Error(), "12 problems:\n  - listen: ") {
 		t.Errorf("Error() = %q", err.Error())
 	}
 }
@@ -376,8 +416,66 @@ func TestWarnings(t *testing.T) {
 	cfg.Listen = "0.0.0.0:9097"
 	cfg.Cloud.Sim.NoCapacityZones = []string{"sim-b", "sim-a"}
 	cfg.Alerts.Matchers = nil
-	if w := cfg.Warnings(); len(w) != 3 {
-		t.Errorf("Warnings = %q, want 3", w)
+	cfg.Cloud.GC.DryRun = true
+	if w := cfg.Warnings(); len(w) != 4 {
+		t.Errorf("Warnings = %q, want 4", w)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("warnings are not errors: %v", err)
+	}
+}
+
+func TestCloudWarnings(t *testing.T) {
+	gcp := func() Config {
+		cfg := Default()
+		cfg.Fleet = []Validator{{Name: "a", Chain: ChainEthereum, Network: "mainnet", Site: "home"}}
+		cfg.Cloud.Providers = []string{ProviderGCP}
+		cfg.Cloud.GCP.Project = "my-staking-project"
+		cfg.Cloud.GCP.Zones = []string{"europe-west4-a"}
+		return cfg
+	}
+	for _, c := range []struct {
+		name   string
+		change func(*Config)
+		want   string // "" for no warning
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"gc off with gcp", func(c *Config) { c.Cloud.GC.Interval = 0 }, "garbage collector off: a crash can leave a standby running (and billing)"},
+		{"gc off with sim only", func(c *Config) { c.Cloud.GC.Interval = 0; c.Cloud.Providers = []string{ProviderSim} }, ""},
+		{"gc off, aws in a fleet entry", func(c *Config) {
+			c.Cloud.GC.Interval = 0
+			c.Cloud.Providers = []string{ProviderSim}
+			c.Fleet[0].Providers = []string{ProviderAWS}
+		}, "garbage collector off"},
+		{"dry run", func(c *Config) { c.Cloud.GC.DryRun = true }, "garbage collector in dry-run: it reports orphans but deletes nothing"},
+		{"dry run, gc off", func(c *Config) { c.Cloud.GC.DryRun = true; c.Cloud.GC.Interval = 0 }, "garbage collector off"},
+		{"sim zones all blocked but sim unused", func(c *Config) { c.Cloud.Sim.NoCapacityZones = []string{"sim-a", "sim-b"} }, ""},
+		{"sim zones all blocked", func(c *Config) {
+			c.Cloud.Providers = []string{ProviderGCP, ProviderSim}
+			c.Cloud.Sim.NoCapacityZones = []string{"sim-a", "sim-b", "sim-c"}
+		}, "cloud.sim.noCapacityZones covers every zone of cloud.sim.zones"},
+		{"sim zones partly blocked", func(c *Config) {
+			c.Cloud.Providers = []string{ProviderSim}
+			c.Cloud.Sim.NoCapacityZones = []string{"sim-a"}
+		}, ""},
+		{"api open to the world", func(c *Config) { c.Cloud.GCP.APISourceRanges = []string{"203.0.113.0/24", "0.0.0.0/0"} },
+			"cloud.gcp.apiSourceRanges has 0.0.0.0/0: the standby's API ports"},
+		{"api open to the world, aws unused", func(c *Config) { c.Cloud.AWS.APISourceRanges = []string{"::/0"} }, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := gcp()
+			c.change(&cfg)
+			if err := cfg.Validate(); err != nil && c.name != "gc off, aws in a fleet entry" {
+				t.Fatalf("Validate: %v", err)
+			}
+			w := cfg.Warnings()
+			switch {
+			case c.want == "" && len(w) != 0:
+				t.Errorf("Warnings = %q, want none", w)
+			case c.want != "" && (len(w) != 1 || !strings.Contains(w[0], c.want)):
+				t.Errorf("Warnings = %q, want one containing %q", w, c.want)
+			}
+		})
 	}
 }
 
@@ -405,8 +503,11 @@ func TestExampleLocal(t *testing.T) {
 	if w := cfg.Warnings(); len(w) != 0 {
 		t.Errorf("example has warnings: %q", w)
 	}
-	if cfg.Cloud.Provider != ProviderSim || cfg.Store.Type != StoreBolt || cfg.DataDir != "./data" {
+	if !reflect.DeepEqual(cfg.Cloud.Providers, []string{ProviderSim}) || cfg.Store.Type != StoreBolt || cfg.DataDir != "./data" || cfg.Auth.Disabled {
 		t.Errorf("not the embedded default: %+v", cfg)
+	}
+	if !reflect.DeepEqual(cfg.UsedProviders(), []string{ProviderSim}) || !reflect.DeepEqual(cfg.ZonesFor(ProviderSim), []string{"sim-a", "sim-b"}) {
+		t.Errorf("providers %v, sim zones %v", cfg.UsedProviders(), cfg.ZonesFor(ProviderSim))
 	}
 	eth, ok := cfg.Validator("eth-mainnet-1")
 	if !ok || eth.Chain != ChainEthereum || eth.Network != "mainnet" || eth.Site != "basement" ||
@@ -416,7 +517,8 @@ func TestExampleLocal(t *testing.T) {
 	}
 	bera, ok := cfg.Validator("bera-bepolia-1")
 	if !ok || bera.Chain != ChainBerachain || bera.Network != "bepolia" || bera.Site != "basement" ||
-		bera.Clients.Consensus.Name != "beacond" || bera.Clients.Execution.Name != "reth" {
+		bera.Clients.Consensus.Name != "beacond" || bera.Clients.Execution.Name != "reth" ||
+		!reflect.DeepEqual(bera.Providers, []string{ProviderSim}) {
 		t.Errorf("bera-bepolia-1 = %+v", bera)
 	}
 	if e := cfg.Engine; e.ConfirmFor != 5*time.Second || e.KeepWarm != 10*time.Second ||
@@ -428,4 +530,261 @@ func TestExampleLocal(t *testing.T) {
 	}
 }
 
-func cloudPlacement(zones ...string) cloud.Placement { return cloud.Placement{Zones: zones} }
+// TestExamples: every example is valid and warns of nothing, and the cloud
+// ones fall back the way their comments say.
+func TestExamples(t *testing.T) {
+	names, err := filepath.Glob("../../examples/*.yaml")
+	if err != nil || len(names) < 3 {
+		t.Fatalf("examples: %v %v", names, err)
+	}
+	for _, name := range names {
+		t.Run(filepath.Base(name), func(t *testing.T) {
+			cfg, err := Load(LoadOptions{File: name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w := cfg.Warnings(); len(w) != 0 {
+				t.Errorf("warnings: %q", w)
+			}
+			if cfg.Auth.Disabled {
+				t.Error("auth.disabled in an example")
+			}
+			if len(cfg.Fleet) == 0 {
+				t.Error("no fleet")
+			}
+			switch filepath.Base(name) {
+			case "gcp.yaml":
+				if !reflect.DeepEqual(cfg.Cloud.Providers, []string{ProviderGCP, ProviderAWS}) || cfg.Cloud.GCP.Project != "my-staking-project" ||
+					len(cfg.Cloud.GCP.SnapshotLabels) == 0 || !cfg.Cloud.GCP.Spot || len(cfg.Cloud.AWS.AMIs) == 0 || len(cfg.Cloud.GCP.APISourceRanges) == 0 {
+					t.Errorf("gcp example: %+v", cfg.Cloud)
+				}
+				if regions(cfg.Cloud.GCP.Zones, 2) < 2 {
+					t.Errorf("gcp zones %v: want two regions", cfg.Cloud.GCP.Zones)
+				}
+			case "aws.yaml":
+				if !reflect.DeepEqual(cfg.Cloud.Providers, []string{ProviderAWS}) || len(cfg.Cloud.AWS.SnapshotTags) == 0 ||
+					!cfg.Cloud.AWS.Spot || len(cfg.Cloud.AWS.Subnets) == 0 {
+					t.Errorf("aws example: %+v", cfg.Cloud)
+				}
+				if regions(cfg.Cloud.AWS.Zones, 1) < 2 {
+					t.Errorf("aws zones %v: want two regions", cfg.Cloud.AWS.Zones)
+				}
+			}
+		})
+	}
+}
+
+// regions counts the regions of zones, a zone's region being the zone
+// without its last cut characters.
+func regions(zones []string, cut int) int {
+	seen := map[string]bool{}
+	for _, z := range zones {
+		seen[z[:len(z)-cut]] = true
+	}
+	return len(seen)
+}
+
+// TestUnusedProvidersNotValidated: only the providers named somewhere must
+// be complete; the default GCP block has no project and no zones.
+func TestUnusedProvidersNotValidated(t *testing.T) {
+	cfg := Default()
+	cfg.Cloud.GCP = GCP{Project: "X", DiskGB: -1, InsecureNoAuth: true, APISourceRanges: []string{"nope"}}
+	cfg.Cloud.AWS = AWS{Zones: []string{"eu-west-1a"}, VolumeType: "st1", Price: Price{SpotDiscount: 2}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("unused providers validated: %v", err)
+	}
+	cfg.Fleet = []Validator{{Name: "a", Chain: ChainEthereum, Network: "mainnet", Providers: []string{ProviderAWS}}}
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("aws used by a fleet entry but not validated")
+	}
+	for _, want := range []string{"cloud.aws.amis: no AMI for region eu-west-1", "cloud.aws.instanceType: required",
+		"cloud.aws.volumeGB: must be at least 10 (got 0)", `cloud.aws.volumeType: must be one of gp3, gp2, io1, io2 (got "st1")`,
+		"cloud.aws.price.spotDiscount"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "cloud.gcp") {
+		t.Errorf("gcp validated though unused: %v", err)
+	}
+	if got := cfg.UsedProviders(); !reflect.DeepEqual(got, []string{ProviderSim, ProviderAWS}) {
+		t.Errorf("UsedProviders = %v", got)
+	}
+}
+
+func TestProviderValidation(t *testing.T) {
+	base := func() Config {
+		cfg := Default()
+		cfg.Cloud.Providers = []string{ProviderGCP, ProviderAWS}
+		cfg.Cloud.GCP.Project = "my-staking-project"
+		cfg.Cloud.GCP.Zones = []string{"europe-west4-a", "us-central1-f"}
+		cfg.Cloud.AWS.Zones = []string{"eu-west-1a", "us-gov-west-1b"}
+		cfg.Cloud.AWS.AMIs = map[string]string{"eu-west-1": "ami-01234567", "us-gov-west-1": "ami-0123456789abcdef0"}
+		return cfg
+	}
+	if cfg := base(); cfg.Validate() != nil {
+		t.Fatalf("base: %v", cfg.Validate())
+	}
+	for _, c := range []struct {
+		change func(*Config)
+		want   string // "" when valid
+	}{
+		{func(c *Config) { c.Cloud.GCP.Project = "abcde" }, `cloud.gcp.project: not a GCP project ID`},
+		{func(c *Config) { c.Cloud.GCP.Project = "abcdef" }, ""},
+		{func(c *Config) { c.Cloud.GCP.Project = "a234567890123456789012345678901" }, "not a GCP project ID"},
+		{func(c *Config) { c.Cloud.GCP.Project = "a23456789012345678901234567890" }, ""},
+		{func(c *Config) { c.Cloud.GCP.Project = "my-project-" }, "not a GCP project ID"},
+		{func(c *Config) { c.Cloud.GCP.Project = "1-project" }, "not a GCP project ID"},
+		{func(c *Config) { c.Cloud.GCP.Project = "" }, "cloud.gcp.project: required"},
+		{func(c *Config) { c.Cloud.GCP.Zones = []string{"europe-west4-a", ""} }, "cloud.gcp.zones[1]: must not be empty"},
+		{func(c *Config) { c.Cloud.GCP.Zones = []string{"europe-west4-A"} }, "cloud.gcp.zones[0]: not a GCP zone"},
+		{func(c *Config) { c.Cloud.GCP.Zones = []string{"eu-west-1a"} }, "cloud.gcp.zones[0]: not a GCP zone"},
+		{func(c *Config) { c.Cloud.GCP.MachineType = " " }, "cloud.gcp.machineType: required"},
+		{func(c *Config) { c.Cloud.GCP.DiskType = "" }, "cloud.gcp.diskType: required"},
+		{func(c *Config) { c.Cloud.GCP.BootImage = "" }, "cloud.gcp.bootImage: required"},
+		{func(c *Config) { c.Cloud.GCP.Network = "" }, "cloud.gcp.network: required"},
+		{func(c *Config) { c.Cloud.GCP.Subnetwork = "staking-1" }, ""},
+		{func(c *Config) { c.Cloud.GCP.Subnetwork = "regions/europe-west4/subnetworks/staking" }, "cloud.gcp.subnetwork: want the subnetwork's name"},
+		{func(c *Config) { c.Cloud.GCP.DiskGB = 10 }, ""},
+		{func(c *Config) { c.Cloud.GCP.DiskGB = 9 }, "cloud.gcp.diskGB: must be at least 10 (got 9)"},
+		{func(c *Config) { c.Cloud.GCP.OperationTimeout = 0 }, "cloud.gcp.operationTimeout: must be above 0s (got 0s)"},
+		{func(c *Config) { c.Cloud.GCP.Endpoint = "localhost:8085" }, "cloud.gcp.endpoint: want an absolute http:// or https:// URL"},
+		{func(c *Config) { c.Cloud.GCP.Endpoint = "http://localhost:8085"; c.Cloud.GCP.InsecureNoAuth = true }, ""},
+		{func(c *Config) { c.Cloud.GCP.InsecureNoAuth = true }, "insecureNoAuth only makes sense with an emulator endpoint"},
+		{func(c *Config) { c.Cloud.GCP.SnapshotLabels = map[string]string{"": "x"} }, "cloud.gcp.snapshotLabels: label names must not be empty"},
+		{func(c *Config) { c.Cloud.GCP.APISourceRanges = []string{"10.0.0.0/8", "2001:db8::/32"} }, ""},
+		{func(c *Config) { c.Cloud.GCP.APISourceRanges = []string{"10.0.0.1"} }, "cloud.gcp.apiSourceRanges[0]: not a CIDR"},
+		{func(c *Config) { c.Cloud.GCP.APISourceRanges = []string{" 10.0.0.0/8"} }, "cloud.gcp.apiSourceRanges[0]: not a CIDR"},
+		{func(c *Config) { c.Cloud.GCP.Price.DiskGBMonthUSD = math.NaN() }, "cloud.gcp.price.diskGBMonthUSD: must be a number of 0 or more (got NaN)"},
+		{func(c *Config) { c.Cloud.GCP.Price.HourlyUSD = math.Inf(1) }, "cloud.gcp.price.hourlyUSD: must be a number of 0 or more (got +Inf)"},
+		{func(c *Config) { c.Cloud.GCP.Price = Price{} }, ""},
+		{func(c *Config) { c.Cloud.GCP.Price.SpotDiscount = 0.99 }, ""},
+		{func(c *Config) { c.Cloud.GCP.Price.SpotDiscount = -0.1 }, "cloud.gcp.price.spotDiscount: must be at least 0 and below 1"},
+		{func(c *Config) { c.Cloud.AWS.Zones = nil }, "cloud.aws.zones: must list at least one zone"},
+		{func(c *Config) { c.Cloud.AWS.Zones = []string{"eu-west-1"} }, "cloud.aws.zones[0]: not an AWS availability zone"},
+		{func(c *Config) { c.Cloud.AWS.Zones = []string{"europe-west4-a"} }, "cloud.aws.zones[0]: not an AWS availability zone"},
+		{func(c *Config) { c.Cloud.AWS.Zones = []string{"eu-west-1a", "eu-west-1b", "eu-west-1a"} }, "cloud.aws.zones[2]: duplicate of cloud.aws.zones[0]"},
+		{func(c *Config) { c.Cloud.AWS.Zones = append(c.Cloud.AWS.Zones, "ap-southeast-2c") }, "cloud.aws.amis: no AMI for region ap-southeast-2 (of zone ap-southeast-2c)"},
+		{func(c *Config) { c.Cloud.AWS.AMIs["eu-west-1"] = "ami-0123456" }, "cloud.aws.amis[eu-west-1]: not an AMI ID"},
+		{func(c *Config) { c.Cloud.AWS.AMIs["eu-west-1"] = "ami-0123456789abcdef01" }, "cloud.aws.amis[eu-west-1]: not an AMI ID"},
+		{func(c *Config) { c.Cloud.AWS.AMIs["eu-north-1"] = "ami-0123456789abcdef0" }, ""}, // unused regions are allowed
+		{func(c *Config) { c.Cloud.AWS.Subnets = map[string]string{"eu-west-1a": "subnet-01234567"} }, ""},
+		{func(c *Config) { c.Cloud.AWS.Subnets = map[string]string{"eu-west-1c": "subnet-01234567"} }, "cloud.aws.subnets[eu-west-1c]: not a zone of cloud.aws.zones"},
+		{func(c *Config) { c.Cloud.AWS.Subnets = map[string]string{"eu-west-1a": "subnet-0123456"} }, "cloud.aws.subnets[eu-west-1a]: not a subnet ID"},
+		{func(c *Config) { c.Cloud.AWS.InstanceType = "" }, "cloud.aws.instanceType: required"},
+		{func(c *Config) { c.Cloud.AWS.VolumeGB = 9 }, "cloud.aws.volumeGB: must be at least 10 (got 9)"},
+		{func(c *Config) { c.Cloud.AWS.VolumeType = "io2" }, ""},
+		{func(c *Config) { c.Cloud.AWS.VolumeType = "" }, `cloud.aws.volumeType: must be one of gp3, gp2, io1, io2 (got "")`},
+		{func(c *Config) { c.Cloud.AWS.VolumeInitializationRate = 100 }, ""},
+		{func(c *Config) { c.Cloud.AWS.VolumeInitializationRate = 300 }, ""},
+		{func(c *Config) { c.Cloud.AWS.VolumeInitializationRate = 99 }, "cloud.aws.volumeInitializationRate: must be 0"},
+		{func(c *Config) { c.Cloud.AWS.VolumeInitializationRate = 301 }, "cloud.aws.volumeInitializationRate: must be 0"},
+		{func(c *Config) { c.Cloud.AWS.SnapshotTags = map[string]string{" ": "x"} }, "cloud.aws.snapshotTags: tag names must not be empty"},
+		{func(c *Config) { c.Cloud.AWS.APISourceRanges = []string{"2001:db8::1/32"} }, "did you mean 2001:db8::/32?"},
+		{func(c *Config) { c.Cloud.AWS.Endpoint = "ftp://ec2" }, "cloud.aws.endpoint: want an absolute http:// or https:// URL"},
+		{func(c *Config) { c.Cloud.AWS.Price.SpotDiscount = 1 }, "cloud.aws.price.spotDiscount"},
+		{func(c *Config) { c.Cloud.Providers = []string{ProviderGCP, ProviderAWS, ProviderGCP} }, `cloud.providers[2]: duplicate of cloud.providers[0]: a provider is tried once, with all its zones (got "gcp")`},
+		{func(c *Config) { c.Cloud.Providers = []string{"GCP"} }, `cloud.providers[0]: not a provider (available: sim, gcp, aws) (got "GCP")`},
+		{func(c *Config) { c.Cloud.Providers = nil }, "cloud.providers: must list at least one provider"},
+		{func(c *Config) { c.Cloud.Providers = []string{ProviderSim}; c.Cloud.Sim.Zones = nil }, "cloud.sim.zones: must list at least one zone"},
+		{func(c *Config) { c.Cloud.Providers = []string{ProviderSim}; c.Cloud.Sim.Zones = []string{"x", "x"} }, "cloud.sim.zones[1]: duplicate of cloud.sim.zones[0]"},
+		{func(c *Config) {
+			c.Cloud.Providers = []string{ProviderSim}
+			c.Cloud.Sim.Zones = []string{"any name at all"}
+		}, ""},
+		{func(c *Config) { c.Cloud.Providers = []string{ProviderSim}; c.Cloud.Sim.Peers = -1 }, "cloud.sim.peers: must be 0 or more"},
+		{func(c *Config) { c.Cloud.Providers = []string{ProviderSim}; c.Cloud.Sim.DiskGB = -1 }, "cloud.sim.diskGB: must be 0 or more"},
+		{func(c *Config) { c.Cloud.Providers = []string{ProviderSim}; c.Cloud.Sim.NoCapacityZones = []string{""} }, "cloud.sim.noCapacityZones[0]: must not be empty"},
+		{func(c *Config) { c.Cloud.GC = GC{Interval: 0, GracePeriod: 0} }, ""},
+		{func(c *Config) { c.Cloud.GC = GC{Interval: time.Minute, GracePeriod: time.Minute} }, ""},
+		{func(c *Config) { c.Cloud.GC = GC{Interval: time.Minute, GracePeriod: 59 * time.Second} }, "cloud.gc.gracePeriod: must be at least 1m while the collector runs"},
+		{func(c *Config) { c.Cloud.GC.Interval = -time.Second }, "cloud.gc.interval: must be 0s or more (got -1s)"},
+		{func(c *Config) {
+			c.Fleet = []Validator{{Name: "a", Chain: ChainEthereum, Network: "mainnet", Providers: []string{ProviderAWS, ProviderAWS}}}
+		}, "fleet[0].providers[1]: duplicate of fleet[0].providers[0]"},
+	} {
+		cfg := base()
+		c.change(&cfg)
+		err := cfg.Validate()
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("want valid, got %v", err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("want an error containing %q, got %v", c.want, err)
+		}
+	}
+}
+
+// TestEnvProvidersValidated: a provider chosen from the environment is
+// validated like one from the file.
+func TestEnvProvidersValidated(t *testing.T) {
+	_, err := Load(LoadOptions{Getenv: env(map[string]string{"FAILOVERD_CLOUD_PROVIDERS": "gcp, aws"})})
+	if err == nil {
+		t.Fatal("gcp and aws without settings accepted")
+	}
+	for _, want := range []string{"cloud.gcp.project: required", "cloud.gcp.zones: must list at least one zone", "cloud.aws.zones: must list at least one zone"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+// TestMapsKeepCase: maps keep their keys' case whichever layers are used,
+// and an unset map keeps its default.
+func TestMapsKeepCase(t *testing.T) {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.StringSlice("cloud-providers", nil, "")
+	fs.String("cloud-aws-instance-type", "", "")
+	if err := fs.Parse([]string{"--cloud-providers=aws", "--cloud-aws-instance-type=c7i.2xlarge"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(LoadOptions{
+		File:   "testdata/multicloud.good.yaml",
+		Getenv: env(map[string]string{"FAILOVERD_CLOUD_GCP_PROJECT": "env-project"}),
+		Flags:  fs,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg.Cloud.Providers, []string{ProviderAWS}) || cfg.Cloud.AWS.InstanceType != "c7i.2xlarge" ||
+		cfg.Cloud.GCP.Project != "env-project" {
+		t.Errorf("flags: providers %v, instance type %q, project %q", cfg.Cloud.Providers, cfg.Cloud.AWS.InstanceType, cfg.Cloud.GCP.Project)
+	}
+	// gcp is still used: bera-mainnet-1 names it.
+	if !reflect.DeepEqual(cfg.UsedProviders(), []string{ProviderAWS, ProviderGCP}) {
+		t.Errorf("UsedProviders = %v", cfg.UsedProviders())
+	}
+	if cfg.Cloud.AWS.Subnets["eu-west-1a"] != "subnet-0123456789abcdef0" || cfg.Cloud.AWS.AMIs["eu-central-1"] != "ami-0123456789abcdef1" {
+		t.Errorf("maps: %v %v", cfg.Cloud.AWS.Subnets, cfg.Cloud.AWS.AMIs)
+	}
+	if cfg.Cloud.AWS.SnapshotTags["ChainData"] != "true" || cfg.Cloud.GCP.SnapshotLabels["chain-data"] != "true" {
+		t.Errorf("maps: %v %v", cfg.Cloud.AWS.SnapshotTags, cfg.Cloud.GCP.SnapshotLabels)
+	}
+	if cfg.Notify.Labels != nil {
+		t.Errorf("notify.labels = %v, want the default (nil)", cfg.Notify.Labels)
+	}
+}
+
+func TestCostHelpers(t *testing.T) {
+	cfg := Default()
+	v := Validator{Name: "a", Providers: []string{ProviderAWS}}
+	if got := cfg.ProvidersFor(v); !reflect.DeepEqual(got, []string{ProviderAWS}) {
+		t.Errorf("ProvidersFor(override) = %v", got)
+	}
+	if got := cfg.ProvidersFor(Validator{}); !reflect.DeepEqual(got, []string{ProviderSim}) {
+		t.Errorf("ProvidersFor(default) = %v", got)
+	}
+	if got := cfg.ZonesFor("azure"); got != nil {
+		t.Errorf("ZonesFor(azure) = %v", got)
+	}
+	// sim: 0.39/h plus 2000 GB at 0.17 per GB-month over 730 h.
+	const disk = 2000 * 0.17 / 730
+	if got := cfg.HourlyCost(ProviderSim); math.Abs(got-(0.39+disk)) > 1e-9 {
+		t.Errorf("HourlyCost(sim) = %v", got)
+	}
+	cfg.Cloud.Sim.Spot = true
+	if got := cfg.HourlyCost(ProviderSim); math.Abs(got-(0.39*0.3+disk)) > 1e-9 {
+		t.Errorf("HourlyCost(sim, spot) = %v", got)
+	}
+}

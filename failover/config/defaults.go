@@ -2,8 +2,6 @@ package config
 
 import (
 	"time"
-
-	"github.com/failoverd/failoverd/cloud"
 )
 
 // Default is the configuration before any file, environment variable or flag
@@ -38,7 +36,7 @@ func Default() Config {
 			BackoffBase:    time.Second,
 			BackoffMax:     5 * time.Minute,
 			Workers:        4,
-			CallTimeout:    2 * time.Minute,
+			CallTimeout:    10 * time.Minute, // above cloud.gcp.operationTimeout: a create waits for its operation
 		},
 		Caps: Caps{
 			MaxConcurrentStandbys: 2,
@@ -46,16 +44,33 @@ func Default() Config {
 			MonthlyStandbyHours: 240,
 		},
 		Cloud: Cloud{
-			Provider: ProviderSim,
-			Placement: cloud.Placement{
-				Zones:       []string{"sim-a", "sim-b"},
-				MachineType: "n2-standard-8",
-				DiskGB:      2000,
-			},
+			Providers: []string{ProviderSim},
+			GC:        GC{Interval: 10 * time.Minute, GracePeriod: 30 * time.Minute},
 			Sim: Sim{
+				Zones:    []string{"sim-a", "sim-b"},
+				DiskGB:   2000,
 				BootTime: 20 * time.Second,
 				SyncTime: 60 * time.Second,
 				Peers:    25,
+				// Priced like the GCP default, so the demo shows a realistic estimate.
+				Price: Price{HourlyUSD: 0.39, DiskGBMonthUSD: 0.17, SpotDiscount: 0.7},
+			},
+			GCP: GCP{
+				MachineType:      "n2-standard-8",
+				DiskType:         "pd-ssd",
+				DiskGB:           2000,
+				BootImage:        "projects/debian-cloud/global/images/family/debian-12",
+				Network:          "global/networks/default",
+				OperationTimeout: 5 * time.Minute,
+				// n2-standard-8 and pd-ssd list prices (us-central1).
+				Price: Price{HourlyUSD: 0.3885, DiskGBMonthUSD: 0.17, SpotDiscount: 0.7},
+			},
+			AWS: AWS{
+				InstanceType: "m6i.2xlarge",
+				VolumeGB:     2000,
+				VolumeType:   "gp3",
+				// m6i.2xlarge and gp3 list prices (us-east-1).
+				Price: Price{HourlyUSD: 0.384, DiskGBMonthUSD: 0.08, SpotDiscount: 0.6},
 			},
 		},
 	}
@@ -65,4 +80,6 @@ func Default() Config {
 const (
 	StoreBolt   = "bolt"
 	ProviderSim = "sim"
+	ProviderGCP = "gcp"
+	ProviderAWS = "aws"
 )

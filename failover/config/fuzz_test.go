@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -16,8 +17,11 @@ func FuzzParse(f *testing.F) {
 			f.Add(data)
 		}
 	}
-	if data, err := os.ReadFile("../../examples/local.yaml"); err == nil {
-		f.Add(data)
+	examples, _ := filepath.Glob("../../examples/*.yaml")
+	for _, name := range examples {
+		if data, err := os.ReadFile(name); err == nil {
+			f.Add(data)
+		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(data)

@@ -76,6 +76,8 @@ func load(data []byte, getenv func(string) string, flags *pflag.FlagSet) (*Confi
 	}
 
 	var file Config
+	fileOnly := fileOnlyKeys(keys)
+	inFile := map[string]bool{}
 	if len(data) > 0 {
 		raw, err := parseYAML(data)
 		if err != nil {
@@ -85,15 +87,17 @@ func load(data []byte, getenv func(string) string, flags *pflag.FlagSet) (*Confi
 			return nil, err
 		}
 		// Decode the file on its own and strictly first: type errors then
-		// name the file's own value, and the fleet and notify.labels keep the
-		// case they were written in. viper lowercases every key it stores,
-		// and label names are case-sensitive.
+		// name the file's own value, and the file-only keys (the fleet and
+		// the maps: notify.labels, snapshot labels and tags, subnets, AMIs)
+		// keep the case they were written in. viper lowercases every key it
+		// stores, and label names, tag keys and zone names are case-sensitive.
 		if err := decode(raw, &file, false); err != nil {
 			return nil, err
 		}
-		delete(raw, "fleet")
-		if n, ok := raw["notify"].(map[string]any); ok {
-			delete(n, "labels")
+		for _, path := range fileOnly {
+			if takePath(raw, path) {
+				inFile[path] = true
+			}
 		}
 		if err := v.MergeConfigMap(raw); err != nil {
 			return nil, fmt.Errorf("merge file: %w", err)
@@ -132,8 +136,16 @@ func load(data []byte, getenv func(string) string, flags *pflag.FlagSet) (*Confi
 	if err := decode(v.AllSettings(), &cfg, true); err != nil {
 		return nil, err
 	}
-	cfg.Fleet = file.Fleet
-	cfg.Notify.Labels = file.Notify.Labels
+	// The file-only keys bypassed viper: take them from the file as
+	// written, or from Default() when the file does not set them.
+	got, fromFile := reflect.ValueOf(&cfg).Elem(), reflect.ValueOf(file)
+	for _, path := range fileOnly {
+		src := def
+		if inFile[path] {
+			src = fromFile
+		}
+		valueAt(got, path).Set(valueAt(src, path))
+	}
 	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -148,6 +160,37 @@ func (c *Config) applyDefaults() {
 			c.Fleet[i].Site = c.Heartbeat.DefaultSite
 		}
 	}
+}
+
+// fileOnlyKeys are the key paths that only the file sets and that never
+// pass through viper: the fleet and every map (not the keys inside the fleet,
+// which come with it).
+func fileOnlyKeys(keys []Key) []string {
+	var paths []string
+	for _, k := range keys {
+		if !k.Settable() && !strings.Contains(k.Path, "[]") {
+			paths = append(paths, k.Path)
+		}
+	}
+	return paths
+}
+
+// takePath removes the value at a key path from the file's raw settings and
+// reports whether there was one.
+func takePath(raw map[string]any, path string) bool {
+	segs := strings.Split(path, ".")
+	m := raw
+	for _, s := range segs[:len(segs)-1] {
+		next, ok := m[s].(map[string]any)
+		if !ok {
+			return false
+		}
+		m = next
+	}
+	last := segs[len(segs)-1]
+	_, ok := m[last]
+	delete(m, last)
+	return ok
 }
 
 // valueAt is the field of a Config value at a key path.
@@ -252,7 +295,9 @@ func checkKeysIn(x any, t reflect.Type, path string, probs *[]Problem) {
 			ft, ok := fields[k]
 			if !ok {
 				msg := "unknown key"
-				if s := suggest(k, names); s != "" {
+				if hint := removedKey(t, path, k); hint != "" {
+					msg += " (" + hint + ")"
+				} else if s := suggest(k, names); s != "" {
 					msg += fmt.Sprintf(" (did you mean %s?)", joinPath(path, s))
 				}
 				*probs = append(*probs, Problem{Key: p, Message: msg})
@@ -269,6 +314,17 @@ func checkKeysIn(x any, t reflect.Type, path string, probs *[]Problem) {
 			checkKeysIn(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), probs)
 		}
 	}
+}
+
+// removedKey says where a key of an earlier release went, or "".
+func removedKey(t reflect.Type, path, key string) string {
+	switch {
+	case t == reflect.TypeFor[Cloud]() && key == "placement":
+		return "removed: zones, machine and disk settings are per provider now, in cloud.sim, cloud.gcp and cloud.aws"
+	case t == reflect.TypeFor[Validator]() && key == "placement":
+		return "removed: choose this validator's providers with " + joinPath(path, "providers") + "; zones are per provider, in cloud.sim, cloud.gcp and cloud.aws"
+	}
+	return ""
 }
 
 func joinPath(prefix, name string) string {

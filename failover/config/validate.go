@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -129,28 +132,7 @@ func (c *Config) Validate() error {
 		v.add("caps.monthlyStandbyHours", "must be a number above 0 (got %s)", strconv.FormatFloat(h, 'g', -1, 64))
 	}
 
-	switch c.Cloud.Provider {
-	case ProviderSim:
-	case "":
-		v.add("cloud.provider", "required (available: sim)")
-	default:
-		v.add("cloud.provider", "%q is not available in this build (available: sim)", c.Cloud.Provider)
-	}
-	p := c.Cloud.Placement
-	if len(p.Zones) == 0 {
-		v.add("cloud.placement.zones", "must list at least one zone (got none)")
-	}
-	v.zones("cloud.placement.zones", p.Zones)
-	v.required("cloud.placement.machineType", p.MachineType)
-	if p.DiskGB < 1 {
-		v.add("cloud.placement.diskGB", "must be at least 1 (got %d)", p.DiskGB)
-	}
-	v.atLeast("cloud.sim.bootTime", c.Cloud.Sim.BootTime, 0)
-	v.atLeast("cloud.sim.syncTime", c.Cloud.Sim.SyncTime, 0)
-	if c.Cloud.Sim.Peers < 0 {
-		v.add("cloud.sim.peers", "must be 0 or more (got %d)", c.Cloud.Sim.Peers)
-	}
-	v.zones("cloud.sim.noCapacityZones", c.Cloud.Sim.NoCapacityZones)
+	c.validateCloud(&v)
 
 	if u := c.Notify.AlertmanagerURL; u != "" {
 		if msg := checkHTTPURL(u); msg != "" {
@@ -203,10 +185,7 @@ func (c *Config) validateFleet(v *validator) {
 		if f.Site == "" && c.Heartbeat.DefaultSite == "" {
 			v.add(key("site"), "required when heartbeat.defaultSite is empty")
 		}
-		v.zones(key("placement.zones"), f.Placement.Zones)
-		if f.Placement.DiskGB < 0 {
-			v.add(key("placement.diskGB"), "must be 0 (inherit cloud.placement.diskGB) or more (got %d)", f.Placement.DiskGB)
-		}
+		v.providers(key("providers"), f.Providers)
 	}
 }
 
@@ -223,17 +202,38 @@ func (c *Config) Warnings() []string {
 	if c.Auth.Disabled && !loopback(c.Listen) {
 		w = append(w, fmt.Sprintf("auth.disabled is true and listen %q is not a loopback address: anyone who reaches it can drive incidents", c.Listen))
 	}
-	if len(c.Cloud.Sim.NoCapacityZones) > 0 && c.Cloud.Provider == ProviderSim {
-		blocked := map[string]bool{}
-		for _, z := range c.Cloud.Sim.NoCapacityZones {
-			blocked[z] = true
-		}
-		all := len(c.Cloud.Placement.Zones) > 0
-		for _, z := range c.Cloud.Placement.Zones {
-			all = all && blocked[z]
+	used := c.UsedProviders()
+	billed := slices.Contains(used, ProviderGCP) || slices.Contains(used, ProviderAWS)
+	switch gc := c.Cloud.GC; {
+	case gc.Interval == 0 && billed:
+		w = append(w, "garbage collector off: a crash can leave a standby running (and billing)")
+	case gc.Interval > 0 && gc.DryRun:
+		w = append(w, "garbage collector in dry-run: it reports orphans but deletes nothing")
+	}
+	if s := c.Cloud.Sim; slices.Contains(used, ProviderSim) && len(s.NoCapacityZones) > 0 && len(s.Zones) > 0 {
+		all := true
+		for _, z := range s.Zones {
+			all = all && slices.Contains(s.NoCapacityZones, z)
 		}
 		if all {
-			w = append(w, "cloud.sim.noCapacityZones covers every zone of cloud.placement.zones: every standby will fail for lack of capacity")
+			w = append(w, "cloud.sim.noCapacityZones covers every zone of cloud.sim.zones: no standby can be created on sim (each falls back to the next provider, or fails)")
+		}
+	}
+	for _, r := range []struct {
+		key      string
+		provider string
+		ranges   []string
+	}{
+		{"cloud.gcp.apiSourceRanges", ProviderGCP, c.Cloud.GCP.APISourceRanges},
+		{"cloud.aws.apiSourceRanges", ProviderAWS, c.Cloud.AWS.APISourceRanges},
+	} {
+		if !slices.Contains(used, r.provider) {
+			continue
+		}
+		for _, cidr := range r.ranges {
+			if p, err := netip.ParsePrefix(strings.TrimSpace(cidr)); err == nil && p.Bits() == 0 {
+				w = append(w, fmt.Sprintf("%s has %s: the standby's API ports (RPC, beacon API, metrics) are open to the whole internet", r.key, cidr))
+			}
 		}
 	}
 	return w
@@ -347,4 +347,262 @@ func (v *validator) err() error {
 		return nil
 	}
 	return &Error{Problems: v.probs}
+}
+
+// Providers lists the providers this build knows, in the order the docs give them.
+func Providers() []string { return []string{ProviderSim, ProviderGCP, ProviderAWS} }
+
+// UsedProviders are the known providers that cloud.providers or some
+// fleet[].providers names, in order of first mention: the ones whose
+// settings are validated and that serve must set up. Settings of the others
+// are ignored, so a default block (a GCP block without a project, say)
+// never fails a configuration that does not use it.
+func (c *Config) UsedProviders() []string {
+	var used []string
+	add := func(ps []string) {
+		for _, p := range ps {
+			if slices.Contains(Providers(), p) && !slices.Contains(used, p) {
+				used = append(used, p)
+			}
+		}
+	}
+	add(c.Cloud.Providers)
+	for _, f := range c.Fleet {
+		add(f.Providers)
+	}
+	return used
+}
+
+// Bounds of cloud settings.
+const (
+	// MinDiskGB is the smallest data disk (GCP disk, EBS volume) accepted:
+	// below it the number is a unit mix-up, no chain fits.
+	MinDiskGB = 10
+	// MinGCGracePeriod bounds cloud.gc.gracePeriod while the collector runs.
+	MinGCGracePeriod = time.Minute
+	// EBS provisioned volume initialization rate, MiB/s.
+	MinVolumeInitializationRate = 100
+	MaxVolumeInitializationRate = 300
+)
+
+func (c *Config) validateCloud(v *validator) {
+	cl := c.Cloud
+	if len(cl.Providers) == 0 {
+		v.add("cloud.providers", "must list at least one provider, in order of preference (available: %s) (got none)", strings.Join(Providers(), ", "))
+	}
+	v.providers("cloud.providers", cl.Providers)
+
+	gc := cl.GC
+	v.atLeast("cloud.gc.interval", gc.Interval, 0)
+	if gc.Interval > 0 && gc.GracePeriod < MinGCGracePeriod {
+		v.add("cloud.gc.gracePeriod", "must be at least %s while the collector runs (cloud.gc.interval above 0s): a standby being created, not yet recorded by its incident, must never look orphaned (got %s)",
+			formatDuration(MinGCGracePeriod), formatDuration(gc.GracePeriod))
+	}
+
+	for _, p := range c.UsedProviders() {
+		switch p {
+		case ProviderSim:
+			c.validateSim(v)
+		case ProviderGCP:
+			c.validateGCP(v)
+		case ProviderAWS:
+			c.validateAWS(v)
+		}
+	}
+}
+
+func (c *Config) validateSim(v *validator) {
+	s := c.Cloud.Sim
+	v.zoneList("cloud.sim.zones", s.Zones, "", "")
+	if s.DiskGB < 0 {
+		v.add("cloud.sim.diskGB", "must be 0 or more (got %d)", s.DiskGB)
+	}
+	v.atLeast("cloud.sim.bootTime", s.BootTime, 0)
+	v.atLeast("cloud.sim.syncTime", s.SyncTime, 0)
+	if s.Peers < 0 {
+		v.add("cloud.sim.peers", "must be 0 or more (got %d)", s.Peers)
+	}
+	v.zones("cloud.sim.noCapacityZones", s.NoCapacityZones)
+	v.price("cloud.sim.price", s.Price)
+}
+
+func (c *Config) validateGCP(v *validator) {
+	g := c.Cloud.GCP
+	switch {
+	case strings.TrimSpace(g.Project) == "":
+		v.add("cloud.gcp.project", "required: the project ID standbys are created in (cloud.providers or a fleet entry uses gcp)")
+	case !gcpProjectID(g.Project):
+		v.add("cloud.gcp.project", "not a GCP project ID: 6-30 lowercase letters, digits or '-', starting with a letter and not ending with '-' (got %q)", g.Project)
+	}
+	v.zoneList("cloud.gcp.zones", g.Zones, gcpZonePattern, "a GCP zone such as europe-west4-a")
+	v.required("cloud.gcp.machineType", g.MachineType)
+	v.required("cloud.gcp.diskType", g.DiskType)
+	if g.DiskGB < MinDiskGB {
+		v.add("cloud.gcp.diskGB", "must be at least %d (got %d)", MinDiskGB, g.DiskGB)
+	}
+	v.required("cloud.gcp.bootImage", g.BootImage)
+	v.required("cloud.gcp.network", g.Network)
+	if g.Subnetwork != "" && !matches(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`, g.Subnetwork) {
+		v.add("cloud.gcp.subnetwork", "want the subnetwork's name, such as staking, not its path: the region comes from each zone, so every region of cloud.gcp.zones needs a subnetwork of that name (got %q)", g.Subnetwork)
+	}
+	v.cidrs("cloud.gcp.apiSourceRanges", g.APISourceRanges)
+	for name := range g.SnapshotLabels {
+		if strings.TrimSpace(name) == "" {
+			v.add("cloud.gcp.snapshotLabels", "label names must not be empty")
+		}
+	}
+	v.positive("cloud.gcp.operationTimeout", g.OperationTimeout)
+	v.endpoint("cloud.gcp.endpoint", g.Endpoint)
+	if g.InsecureNoAuth && strings.TrimSpace(g.Endpoint) == "" {
+		v.add("cloud.gcp.insecureNoAuth", "insecureNoAuth only makes sense with an emulator endpoint: set cloud.gcp.endpoint, or remove it to use Application Default Credentials (got true)")
+	}
+	v.price("cloud.gcp.price", g.Price)
+}
+
+func (c *Config) validateAWS(v *validator) {
+	a := c.Cloud.AWS
+	v.zoneList("cloud.aws.zones", a.Zones, awsZonePattern, "an AWS availability zone such as eu-west-1a")
+	for _, zone := range sortedKeys(a.Subnets) {
+		key := fmt.Sprintf("cloud.aws.subnets[%s]", zone)
+		if !slices.Contains(a.Zones, zone) {
+			v.add(key, "not a zone of cloud.aws.zones (%s); keys are availability zones such as eu-west-1a (got %q)", strings.Join(a.Zones, ", "), zone)
+		}
+		if id := a.Subnets[zone]; !matches(`^subnet-[0-9a-f]{8,17}$`, id) {
+			v.add(key, "not a subnet ID such as subnet-0123456789abcdef0 (got %q)", id)
+		}
+	}
+	v.required("cloud.aws.instanceType", a.InstanceType)
+	var missing []string
+	for _, zone := range a.Zones {
+		if !matches(awsZonePattern, zone) {
+			continue // reported above; no region to derive
+		}
+		region := zone[:len(zone)-1]
+		if _, ok := a.AMIs[region]; !ok && !slices.Contains(missing, region) {
+			missing = append(missing, region)
+			v.add("cloud.aws.amis", "no AMI for region %s (of zone %s): AMI IDs differ per region, give one for every region of cloud.aws.zones", region, zone)
+		}
+	}
+	for _, region := range sortedKeys(a.AMIs) {
+		if id := a.AMIs[region]; !matches(`^ami-[0-9a-f]{8,17}$`, id) {
+			v.add(fmt.Sprintf("cloud.aws.amis[%s]", region), "not an AMI ID such as ami-0123456789abcdef0 (got %q)", id)
+		}
+	}
+	if a.VolumeGB < MinDiskGB {
+		v.add("cloud.aws.volumeGB", "must be at least %d (got %d)", MinDiskGB, a.VolumeGB)
+	}
+	switch a.VolumeType {
+	case "gp3", "gp2", "io1", "io2":
+	default:
+		v.add("cloud.aws.volumeType", "must be one of gp3, gp2, io1, io2 (got %q)", a.VolumeType)
+	}
+	for name := range a.SnapshotTags {
+		if strings.TrimSpace(name) == "" {
+			v.add("cloud.aws.snapshotTags", "tag names must not be empty")
+		}
+	}
+	if r := a.VolumeInitializationRate; r != 0 && (r < MinVolumeInitializationRate || r > MaxVolumeInitializationRate) {
+		v.add("cloud.aws.volumeInitializationRate", "must be 0 (EBS loads a restored volume lazily) or %d to %d MiB/s, the range EBS provisions (got %d)",
+			MinVolumeInitializationRate, MaxVolumeInitializationRate, r)
+	}
+	v.cidrs("cloud.aws.apiSourceRanges", a.APISourceRanges)
+	v.endpoint("cloud.aws.endpoint", a.Endpoint)
+	v.price("cloud.aws.price", a.Price)
+}
+
+// Zone name patterns: europe-west4-a; eu-west-1a, us-gov-west-1a.
+const (
+	gcpZonePattern = `^[a-z]+-[a-z]+[0-9]+-[a-z]$`
+	awsZonePattern = `^[a-z]{2}(-gov)?-[a-z]+-[0-9][a-z]$`
+)
+
+// matches compiles the pattern on each call: configurations are validated
+// rarely, and the package keeps no globals.
+func matches(pattern, s string) bool {
+	return regexp.MustCompile(pattern).MatchString(s)
+}
+
+// gcpProjectID: 6-30 of [a-z0-9-], starting with a letter, not ending with '-'.
+func gcpProjectID(s string) bool {
+	return matches(`^[a-z][a-z0-9-]{4,28}[a-z0-9]$`, s)
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// providers checks a list of provider names: known, no duplicates.
+func (v *validator) providers(key string, ps []string) {
+	for i, p := range ps {
+		k := fmt.Sprintf("%s[%d]", key, i)
+		if !slices.Contains(Providers(), p) {
+			v.add(k, "not a provider (available: %s) (got %q)", strings.Join(Providers(), ", "), p)
+			continue
+		}
+		if j := slices.Index(ps, p); j < i {
+			v.add(k, "duplicate of %s[%d]: a provider is tried once, with all its zones (got %q)", key, j, p)
+		}
+	}
+}
+
+// zoneList checks a used provider's zones: at least one, each non-empty and
+// (when pattern is set) shaped like the provider's zone names, no duplicates.
+func (v *validator) zoneList(key string, zones []string, pattern, example string) {
+	if len(zones) == 0 {
+		v.add(key, "must list at least one zone, in order of preference (got none)")
+	}
+	for i, z := range zones {
+		k := fmt.Sprintf("%s[%d]", key, i)
+		switch {
+		case strings.TrimSpace(z) == "":
+			v.add(k, "must not be empty")
+		case pattern != "" && !matches(pattern, z):
+			v.add(k, "not %s (got %q)", example, z)
+		default:
+			if j := slices.Index(zones, z); j < i {
+				v.add(k, "duplicate of %s[%d] (got %q)", key, j, z)
+			}
+		}
+	}
+}
+
+// cidrs checks firewall source ranges: each a CIDR in canonical form.
+func (v *validator) cidrs(key string, ranges []string) {
+	for i, r := range ranges {
+		k := fmt.Sprintf("%s[%d]", key, i)
+		p, err := netip.ParsePrefix(r)
+		switch {
+		case err != nil:
+			v.add(k, "not a CIDR such as 203.0.113.0/24 or 2001:db8::/32 (got %q)", r)
+		case p.Masked() != p:
+			v.add(k, "has bits set beyond its prefix length; did you mean %s? (got %q)", p.Masked(), r)
+		}
+	}
+}
+
+func (v *validator) endpoint(key, u string) {
+	if u == "" {
+		return
+	}
+	if msg := checkHTTPURL(u); msg != "" {
+		v.add(key, "%s (got %q)", msg, u)
+	}
+}
+
+func (v *validator) price(key string, p Price) {
+	nonNegative := func(field string, x float64) {
+		if !(x >= 0) || math.IsInf(x, 0) {
+			v.add(key+"."+field, "must be a number of 0 or more (got %s)", strconv.FormatFloat(x, 'g', -1, 64))
+		}
+	}
+	nonNegative("hourlyUSD", p.HourlyUSD)
+	nonNegative("diskGBMonthUSD", p.DiskGBMonthUSD)
+	if d := p.SpotDiscount; !(d >= 0 && d < 1) {
+		v.add(key+".spotDiscount", "must be at least 0 and below 1, the fraction of hourlyUSD saved on spot (got %s)", strconv.FormatFloat(d, 'g', -1, 64))
+	}
 }

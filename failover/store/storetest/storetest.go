@@ -409,6 +409,9 @@ func incidents() kind[failover.Incident] {
 					State:     "running",
 					CreatedAt: at(90*time.Second + 13),
 					DeletedAt: at(2*time.Hour + 19),
+					HourlyUSD: 0.6126,
+					Hours:     2.02,
+					CostUSD:   1.24,
 					Sync: &failover.SyncReport{
 						ExecutionSynced: true,
 						ConsensusSynced: true,

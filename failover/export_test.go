@@ -1,0 +1,4 @@
+package failover
+
+// ClaimedByName is exported for the external tests.
+var ClaimedByName = claimedByName
