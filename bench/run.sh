@@ -117,7 +117,7 @@ caps:
   maxConcurrentStandbys: $((n + 10))
   monthlyStandbyHours: $((n * 1000 + 1000))
 cloud:
-  provider: sim
+  providers: [sim]
   sim:
     bootTime: 0s
     syncTime: 0s

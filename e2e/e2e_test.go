@@ -233,7 +233,7 @@ engine:
   resyncInterval: 1s
   backoffBase: 200ms
 cloud:
-  provider: sim
+  providers: [sim]
   sim:
     bootTime: 1s
     syncTime: 2s

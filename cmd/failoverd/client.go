@@ -141,14 +141,15 @@ func newIncidentsListCmd(e *env) *cobra.Command {
 
 func incidentTable(w io.Writer, incs []failover.Incident, t time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tVALIDATOR\tSITE\tSTATE\tSTANDBY\tAGE\tREASON")
+	fmt.Fprintln(tw, "ID\tVALIDATOR\tSITE\tSTATE\tSTANDBY\tCOST\tAGE\tREASON")
 	for _, inc := range incs {
-		standby := "-"
+		standby, cost := "-", "-"
 		if inc.Standby != nil {
 			standby = fmt.Sprintf("%s/%s (%s)", inc.Standby.Provider, inc.Standby.Name, inc.Standby.State)
+			cost = fmt.Sprintf("$%.2f", inc.Standby.CostUSD)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inc.ID, inc.Validator, inc.Site, inc.State, standby,
-			age(t.Sub(inc.CreatedAt)), inc.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inc.ID, inc.Validator, inc.Site, inc.State, standby,
+			cost, age(t.Sub(inc.CreatedAt)), inc.Reason)
 	}
 	if len(incs) == 0 {
 		fmt.Fprintln(tw, "(no incidents)")
@@ -218,6 +219,7 @@ func incidentText(w io.Writer, inc failover.Incident) error {
 	}
 	if s := inc.Standby; s != nil {
 		fmt.Fprintf(tw, "Standby:\t%s/%s in %s (%s)\n", s.Provider, s.Name, s.Zone, s.State)
+		fmt.Fprintf(tw, "Cost so far:\t%.2f standby-hours, about $%.2f (at $%.3f/h, machine and disk)\n", s.Hours, s.CostUSD, s.HourlyUSD)
 		if s.Sync != nil {
 			fmt.Fprintf(tw, "Sync:\texecution=%v consensus=%v optimistic=%v peers=%d distance=%d (checked %s)\n",
 				s.Sync.ExecutionSynced, s.Sync.ConsensusSynced, s.Sync.Optimistic, s.Sync.Peers, s.Sync.SyncDistance,

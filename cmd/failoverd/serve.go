@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
-	"github.com/failoverd/failoverd/cloud/sim"
 	"github.com/failoverd/failoverd/failover"
 	"github.com/failoverd/failoverd/failover/alertmanager"
 	"github.com/failoverd/failoverd/failover/config"
@@ -140,14 +139,9 @@ func serve(ctx context.Context, e *env, f serveFlags, cmd *cobra.Command) error 
 	}
 	defer store.Close()
 
-	provider, err := sim.New(sim.Options{
-		BootTime: cfg.Cloud.Sim.BootTime, SyncTime: cfg.Cloud.Sim.SyncTime, Peers: cfg.Cloud.Sim.Peers,
-		NoCapacityZones: cfg.Cloud.Sim.NoCapacityZones,
-		StatePath:       filepath.Join(cfg.DataDir, "sim-cloud.json"),
-		Registerer:      reg,
-	})
+	providers, err := buildProviders(ctx, cfg, reg)
 	if err != nil {
-		return fmt.Errorf("simulated cloud: %w", err)
+		return err
 	}
 
 	var notifier failover.Notifier
@@ -160,8 +154,8 @@ func serve(ctx context.Context, e *env, f serveFlags, cmd *cobra.Command) error 
 	}
 
 	engine, err := failover.New(failover.Options{
-		Config: cfg, Store: store, Provider: provider, Sync: provider, Notifier: notifier,
-		Logger: log, Metrics: failover.NewMetrics(reg),
+		Config: cfg, Store: store, Providers: providers, Notifier: notifier,
+		Logger: log, Metrics: failover.NewMetrics(reg), Registerer: reg,
 	})
 	if err != nil {
 		return err
@@ -201,7 +195,7 @@ func serve(ctx context.Context, e *env, f serveFlags, cmd *cobra.Command) error 
 	go func() { serveDone <- srv.Serve(ln) }()
 
 	log.Info("failoverd serving", "version", version, "listen", ln.Addr().String(), "data_dir", cfg.DataDir,
-		"store", cfg.Store.Type, "cloud", provider.Name(), "validators", len(cfg.Fleet),
+		"store", cfg.Store.Type, "clouds", cfg.UsedProviders(), "validators", len(cfg.Fleet),
 		"confirm_for", cfg.Engine.ConfirmFor, "keep_warm", cfg.Engine.KeepWarm)
 
 	var runErr error
@@ -253,7 +247,7 @@ when the configuration would not start.`,
 				names = append(names, fmt.Sprintf("%s (%s/%s @ %s)", v.Name, v.Chain, v.Network, v.Site))
 			}
 			fmt.Fprintf(e.stdout, "%s: valid\n", file)
-			fmt.Fprintf(e.stdout, "  listen %s, store %s in %s, cloud %s\n", cfg.Listen, cfg.Store.Type, cfg.DataDir, cfg.Cloud.Provider)
+			fmt.Fprintf(e.stdout, "  listen %s, store %s in %s, cloud %s\n", cfg.Listen, cfg.Store.Type, cfg.DataDir, strings.Join(cfg.UsedProviders(), " then "))
 			fmt.Fprintf(e.stdout, "  confirmFor %s, keepWarm %s, at most %d standbys, %.0f standby-hours a month\n",
 				cfg.Engine.ConfirmFor, cfg.Engine.KeepWarm, cfg.Caps.MaxConcurrentStandbys, cfg.Caps.MonthlyStandbyHours)
 			fmt.Fprintf(e.stdout, "  %d validators: %s\n", len(cfg.Fleet), strings.Join(names, ", "))
