@@ -114,25 +114,76 @@ type Standby struct {
 	Address string
 }
 
-// SyncStatus is how far a standby has synced.
+// SyncStatus is how far a standby has synced, as the standby agent (or the
+// simulated cloud) reports it.
 type SyncStatus struct {
+	// ExecutionSynced: eth_syncing answered false.
 	ExecutionSynced bool
+	// ConsensusSynced: /eth/v1/node/syncing says is_syncing=false.
 	ConsensusSynced bool
 	// Optimistic: the beacon node follows a head its execution client has
 	// not verified; such a node must not be called ready.
-	Optimistic   bool
-	Peers        int
+	Optimistic bool
+	// ELOffline: the beacon node cannot reach its execution client.
+	ELOffline bool
+	// Health is the HTTP status of /eth/v1/node/health (200 ready, 206 syncing, 503 not initialised).
+	Health int
+	// Peers is the beacon node's connected peers; ExecutionPeers the execution client's.
+	Peers          int
+	ExecutionPeers int
+	// SyncDistance is the beacon node's distance to the head, in slots.
 	SyncDistance uint64
+	// DiskFreeBytes on the chain-data disk (0: unknown).
+	DiskFreeBytes uint64
+	// ClockOffset is the standby's clock minus failoverd's.
+	ClockOffset time.Duration
 }
 
-// MinPeers is the fewest peers a standby needs to be called ready.
+// MinPeers is the fewest peers each client needs to be called ready.
 const MinPeers = 1
 
-// Ready reports whether the standby could take over signing: both clients in
-// sync, the beacon node not optimistic, and connected to peers.
-func (s SyncStatus) Ready() bool {
-	return s.ExecutionSynced && s.ConsensusSynced && !s.Optimistic && s.Peers >= MinPeers
+// MaxClockOffset is the largest clock difference a ready standby may have: a
+// signer with a wrong clock misses its slots.
+const MaxClockOffset = 500 * time.Millisecond
+
+// NotReady lists, in words, every readiness condition that does not hold;
+// empty means ready: both clients in sync, the beacon node healthy, not
+// optimistic, its execution client online, at most one slot behind, peers on
+// both sides, and the clock within MaxClockOffset.
+func (s SyncStatus) NotReady() []string {
+	var why []string
+	if !s.ExecutionSynced {
+		why = append(why, "execution client syncing")
+	}
+	if !s.ConsensusSynced {
+		why = append(why, "beacon node syncing")
+	}
+	if s.Optimistic {
+		why = append(why, "beacon node optimistic")
+	}
+	if s.ELOffline {
+		why = append(why, "beacon node reports its execution client offline")
+	}
+	if s.SyncDistance > 1 {
+		why = append(why, fmt.Sprintf("beacon node %d slots behind", s.SyncDistance))
+	}
+	if s.Health != 200 {
+		why = append(why, fmt.Sprintf("beacon health %d", s.Health))
+	}
+	if s.Peers < MinPeers {
+		why = append(why, fmt.Sprintf("beacon node has %d peers", s.Peers))
+	}
+	if s.ExecutionPeers < MinPeers {
+		why = append(why, fmt.Sprintf("execution client has %d peers", s.ExecutionPeers))
+	}
+	if s.ClockOffset > MaxClockOffset || s.ClockOffset < -MaxClockOffset {
+		why = append(why, fmt.Sprintf("clock off by %s", s.ClockOffset))
+	}
+	return why
 }
+
+// Ready reports whether the standby could take over signing.
+func (s SyncStatus) Ready() bool { return len(s.NotReady()) == 0 }
 
 // Ownership labels put on everything failoverd creates.
 const (

@@ -937,7 +937,9 @@ func (e *Engine) watchSync(ctx context.Context, inc *Incident, firing bool) (res
 		return e.failedAttempt(ctx, inc, "reading the standby's sync status", err)
 	}
 	report := &SyncReport{ExecutionSynced: st.ExecutionSynced, ConsensusSynced: st.ConsensusSynced,
-		Optimistic: st.Optimistic, Peers: st.Peers, SyncDistance: st.SyncDistance, CheckedAt: e.now().UTC()}
+		Optimistic: st.Optimistic, ELOffline: st.ELOffline, Health: st.Health, Peers: st.Peers,
+		ExecutionPeers: st.ExecutionPeers, SyncDistance: st.SyncDistance, DiskFreeBytes: st.DiskFreeBytes,
+		ClockOffsetMillis: st.ClockOffset.Milliseconds(), NotReady: st.NotReady(), CheckedAt: e.now().UTC()}
 	inc.Standby = standbyFrom(sb, inc.Standby)
 	inc.Standby.Sync = report
 	inc.Attempts, inc.NextAttemptAt = 0, time.Time{}
@@ -947,7 +949,7 @@ func (e *Engine) watchSync(ctx context.Context, inc *Incident, firing bool) (res
 			fmt.Sprintf("standby %s is in sync (%d peers); ready for a person to approve a migration", sb.Name, st.Peers))
 	case inc.State == StateReady && !st.Ready():
 		return result{after: poll}, e.transition(ctx, inc, EventSyncLost,
-			fmt.Sprintf("standby %s fell out of sync: %s", sb.Name, describeSync(st)))
+			fmt.Sprintf("standby %s is no longer ready: %s", sb.Name, strings.Join(st.NotReady(), ", ")))
 	}
 	if inc.State == StateReady && e.notifier != nil {
 		e.renotify(ctx, *inc)
@@ -956,7 +958,7 @@ func (e *Engine) watchSync(ctx context.Context, inc *Incident, firing bool) (res
 		if sb.State == cloud.StatePending {
 			inc.Reason = fmt.Sprintf("standby %s is booting in %s", sb.Name, sb.Zone)
 		} else {
-			inc.Reason = fmt.Sprintf("standby %s is %s and syncing: %s", sb.Name, sb.State, describeSync(st))
+			inc.Reason = fmt.Sprintf("standby %s is %s, not ready yet: %s", sb.Name, sb.State, strings.Join(st.NotReady(), ", "))
 		}
 	}
 	return result{after: poll}, e.update(ctx, inc)
@@ -979,10 +981,6 @@ func (e *Engine) syncStatus(ctx context.Context, p cloud.Provider, r cloud.SyncR
 	return st, err
 }
 
-func describeSync(st cloud.SyncStatus) string {
-	return fmt.Sprintf("execution synced=%v, consensus synced=%v, optimistic=%v, peers=%d, distance=%d slots",
-		st.ExecutionSynced, st.ConsensusSynced, st.Optimistic, st.Peers, st.SyncDistance)
-}
 
 func (e *Engine) recover(ctx context.Context, inc *Incident, v ValidatorRecord) (result, error) {
 	// A flap: the alert fires again while the standby is warm. Only for a

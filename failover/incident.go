@@ -94,12 +94,20 @@ type Standby struct {
 
 // SyncReport is the last sync status read from the standby.
 type SyncReport struct {
-	ExecutionSynced bool      `json:"executionSynced"`
-	ConsensusSynced bool      `json:"consensusSynced"`
-	Optimistic      bool      `json:"optimistic"`
-	Peers           int       `json:"peers"`
-	SyncDistance    uint64    `json:"syncDistance"`
-	CheckedAt       time.Time `json:"checkedAt"`
+	ExecutionSynced bool   `json:"executionSynced"`
+	ConsensusSynced bool   `json:"consensusSynced"`
+	Optimistic      bool   `json:"optimistic"`
+	ELOffline       bool   `json:"elOffline"`
+	Health          int    `json:"health"`
+	Peers           int    `json:"peers"`
+	ExecutionPeers  int    `json:"executionPeers"`
+	SyncDistance    uint64 `json:"syncDistance"`
+	DiskFreeBytes   uint64 `json:"diskFreeBytes"`
+	// ClockOffsetMillis is the standby's clock minus failoverd's.
+	ClockOffsetMillis int64 `json:"clockOffsetMillis"`
+	// NotReady lists the readiness conditions that did not hold.
+	NotReady  []string  `json:"notReady,omitempty"`
+	CheckedAt time.Time `json:"checkedAt"`
 }
 
 // Intent is an external call recorded before it is made, so that a crash

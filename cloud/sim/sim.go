@@ -359,7 +359,8 @@ func (c *Cloud) syncStatus(in *instance, now time.Time) cloud.SyncStatus {
 		return cloud.SyncStatus{}
 	}
 	if up >= c.syncTime {
-		return cloud.SyncStatus{ExecutionSynced: true, ConsensusSynced: true, Peers: c.peers}
+		return cloud.SyncStatus{ExecutionSynced: true, ConsensusSynced: true, Health: 200,
+			Peers: c.peers, ExecutionPeers: c.peers, DiskFreeBytes: simDiskFree}
 	}
 	// Exact integer arithmetic keeps the boundaries where the tests expect
 	// them: distance reaches 0 and consensus syncs at exactly SyncTime.
@@ -374,10 +375,16 @@ func (c *Cloud) syncStatus(in *instance, now time.Time) cloud.SyncStatus {
 	return cloud.SyncStatus{
 		ExecutionSynced: up >= c.syncTime*6/10,
 		ConsensusSynced: false,
+		Health:          206, // the beacon API's "syncing"
 		Peers:           int(peers),
+		ExecutionPeers:  int(peers),
 		SyncDistance:    dist,
+		DiskFreeBytes:   simDiskFree,
 	}
 }
+
+// simDiskFree is the free space a simulated node reports (1 TiB).
+const simDiskFree = 1 << 40
 
 func (c *Cloud) runningAt(in *instance) time.Time {
 	return in.CreatedAt.Add(c.bootTime + in.BootExtra)

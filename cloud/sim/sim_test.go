@@ -119,13 +119,13 @@ func TestSyncModel(t *testing.T) {
 	}{
 		{"created", 0, cloud.StatePending, cloud.SyncStatus{}, false},
 		{"just before boot", boot - time.Nanosecond, cloud.StatePending, cloud.SyncStatus{}, false},
-		{"booted", boot, cloud.StateRunning, cloud.SyncStatus{SyncDistance: 1000}, false},
-		{"a quarter synced", boot + syncT/4, cloud.StateRunning, cloud.SyncStatus{Peers: 5, SyncDistance: 750}, false},
-		{"just before execution", boot + syncT*6/10 - time.Nanosecond, cloud.StateRunning, cloud.SyncStatus{Peers: 11, SyncDistance: 401}, false},
-		{"execution synced", boot + syncT*6/10, cloud.StateRunning, cloud.SyncStatus{ExecutionSynced: true, Peers: 12, SyncDistance: 400}, false},
-		{"just before consensus", boot + syncT - time.Nanosecond, cloud.StateRunning, cloud.SyncStatus{ExecutionSynced: true, Peers: 19, SyncDistance: 1}, false},
-		{"synced", boot + syncT, cloud.StateRunning, cloud.SyncStatus{ExecutionSynced: true, ConsensusSynced: true, Peers: 20}, true},
-		{"long after", boot + 100*syncT, cloud.StateRunning, cloud.SyncStatus{ExecutionSynced: true, ConsensusSynced: true, Peers: 20}, true},
+		{"booted", boot, cloud.StateRunning, cloud.SyncStatus{SyncDistance: 1000, Health: 206, DiskFreeBytes: 1 << 40}, false},
+		{"a quarter synced", boot + syncT/4, cloud.StateRunning, cloud.SyncStatus{Peers: 5, SyncDistance: 750, Health: 206, ExecutionPeers: 5, DiskFreeBytes: 1 << 40}, false},
+		{"just before execution", boot + syncT*6/10 - time.Nanosecond, cloud.StateRunning, cloud.SyncStatus{Peers: 11, SyncDistance: 401, Health: 206, ExecutionPeers: 11, DiskFreeBytes: 1 << 40}, false},
+		{"execution synced", boot + syncT*6/10, cloud.StateRunning, cloud.SyncStatus{ExecutionSynced: true, Peers: 12, SyncDistance: 400, Health: 206, ExecutionPeers: 12, DiskFreeBytes: 1 << 40}, false},
+		{"just before consensus", boot + syncT - time.Nanosecond, cloud.StateRunning, cloud.SyncStatus{ExecutionSynced: true, Peers: 19, SyncDistance: 1, Health: 206, ExecutionPeers: 19, DiskFreeBytes: 1 << 40}, false},
+		{"synced", boot + syncT, cloud.StateRunning, cloud.SyncStatus{ExecutionSynced: true, ConsensusSynced: true, Peers: 20, Health: 200, ExecutionPeers: 20, DiskFreeBytes: 1 << 40}, true},
+		{"long after", boot + 100*syncT, cloud.StateRunning, cloud.SyncStatus{ExecutionSynced: true, ConsensusSynced: true, Peers: 20, Health: 200, ExecutionPeers: 20, DiskFreeBytes: 1 << 40}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk.Set(epoch.Add(tc.at))
@@ -165,7 +165,7 @@ func TestZeroTimesAreInstant(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SyncStatus: %v", err)
 	}
-	want := cloud.SyncStatus{ExecutionSynced: true, ConsensusSynced: true, Peers: sim.DefaultPeers}
+	want := cloud.SyncStatus{ExecutionSynced: true, ConsensusSynced: true, Health: 200, Peers: sim.DefaultPeers, ExecutionPeers: sim.DefaultPeers, DiskFreeBytes: 1 << 40}
 	if st != want || !st.Ready() {
 		t.Errorf("SyncStatus = %+v (ready %v), want %+v", st, st.Ready(), want)
 	}
