@@ -981,7 +981,6 @@ func (e *Engine) syncStatus(ctx context.Context, p cloud.Provider, r cloud.SyncR
 	return st, err
 }
 
-
 func (e *Engine) recover(ctx context.Context, inc *Incident, v ValidatorRecord) (result, error) {
 	// A flap: the alert fires again while the standby is warm. Only for a
 	// resolve-driven recovery: a person's teardown is final.
