@@ -35,14 +35,18 @@ type Options struct {
 	Providers []cloud.Provider
 	// Provider is a shorthand for a single provider.
 	Provider cloud.Provider
-	// Sync, when set, reports sync status for every provider. Otherwise a
-	// provider that implements cloud.SyncReporter reports its own, and a
-	// standby of one that does not waits for the standby agent.
-	Sync     cloud.SyncReporter
-	Notifier Notifier // may be nil
-	Now      func() time.Time
-	Logger   *slog.Logger
-	Metrics  *Metrics
+	// Sync reports sync status for standbys of providers that do not
+	// implement cloud.SyncReporter themselves: the standby agent client.
+	Sync cloud.SyncReporter
+	// Bootstrap renders what a standby boots with (clients, agent and its
+	// credentials) for a provider; nil, or nil bytes, for none (the
+	// simulated cloud). It must be deterministic: the same incident gives
+	// the same bytes, so a repeated create sends an identical request.
+	Bootstrap func(ctx context.Context, inc Incident, provider string) ([]byte, error)
+	Notifier  Notifier // may be nil
+	Now       func() time.Time
+	Logger    *slog.Logger
+	Metrics   *Metrics
 	// Registerer receives the garbage collector's metrics (may be nil).
 	Registerer prometheus.Registerer
 }
@@ -56,6 +60,7 @@ type Engine struct {
 	store     Store
 	providers map[string]cloud.Provider
 	sync      cloud.SyncReporter
+	bootstrap func(ctx context.Context, inc Incident, provider string) ([]byte, error)
 	notifier  Notifier
 	now       func() time.Time
 	log       *slog.Logger
@@ -123,7 +128,7 @@ func New(o Options) (*Engine, error) {
 		o.Metrics = NewMetrics(nil)
 	}
 	return &Engine{
-		cfg: o.Config, store: o.Store, providers: providers, sync: o.Sync, notifier: o.Notifier,
+		cfg: o.Config, store: o.Store, providers: providers, sync: o.Sync, bootstrap: o.Bootstrap, notifier: o.Notifier,
 		now: o.Now, log: o.Logger, m: o.Metrics, queue: newQueue(), ready: make(chan struct{}),
 		gcm:      newGCMetrics(o.Registerer),
 		notified: map[string]time.Time{}, known: map[string]map[string]AlertRecord{}, holders: map[string]bool{},
@@ -717,6 +722,14 @@ func (e *Engine) provision(ctx context.Context, inc *Incident, firing bool) (res
 		Name: name, IncidentID: inc.ID, Validator: inc.Validator, Site: inc.Site,
 		Chain: vc.Chain, Network: vc.Network, Zone: at.zone,
 	}
+	if e.bootstrap != nil {
+		ud, err := e.bootstrap(ctx, *inc, at.provider.Name())
+		if err != nil {
+			return result{}, e.transition(ctx, inc, EventFail, fmt.Sprintf(
+				"cannot render the standby's bootstrap: %v; fix the configuration (failoverd bootstrap render shows it), then tear down", err))
+		}
+		spec.UserData = ud
+	}
 	cctx, cancel := context.WithTimeout(ctx, e.cfg.Engine.CallTimeout)
 	sb, err := e.call(at.provider, "ensure", func() (cloud.Standby, error) { return at.provider.Ensure(cctx, spec) })
 	cancel()
@@ -964,14 +977,13 @@ func (e *Engine) watchSync(ctx context.Context, inc *Incident, firing bool) (res
 	return result{after: poll}, e.update(ctx, inc)
 }
 
+// syncReporter is the provider's own reporter (the simulated cloud models
+// sync), else the standby agent client.
 func (e *Engine) syncReporter(p cloud.Provider) cloud.SyncReporter {
-	if e.sync != nil {
-		return e.sync
-	}
 	if r, ok := p.(cloud.SyncReporter); ok {
 		return r
 	}
-	return nil
+	return e.sync
 }
 
 func (e *Engine) syncStatus(ctx context.Context, p cloud.Provider, r cloud.SyncReporter, sb cloud.Standby) (cloud.SyncStatus, error) {

@@ -753,3 +753,98 @@ func TestClaimedByName(t *testing.T) {
 		}
 	}
 }
+
+// agentless hides the simulated cloud's own sync model, as a real cloud
+// has none, and records the bootstrap each create carried.
+type agentless struct {
+	*sim.Cloud
+	mu       sync.Mutex
+	userData [][]byte
+}
+
+func (a *agentless) SyncStatus() {} // shadows sim's: agentless is no cloud.SyncReporter
+
+func (a *agentless) Ensure(ctx context.Context, spec cloud.StandbySpec) (cloud.Standby, error) {
+	a.mu.Lock()
+	a.userData = append(a.userData, spec.UserData)
+	a.mu.Unlock()
+	return a.Cloud.Ensure(ctx, spec)
+}
+
+// agentStub is a standby agent whose answer the test sets.
+type agentStub struct {
+	mu sync.Mutex
+	st cloud.SyncStatus
+}
+
+func (s *agentStub) SyncStatus(context.Context, cloud.Standby) (cloud.SyncStatus, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st, nil
+}
+
+// TestAgentDecidesReadiness: on a cloud without its own sync model the
+// agent's report decides; ready only when every condition holds, and back
+// to syncing when one stops holding. The bootstrap reaches the create.
+func TestAgentDecidesReadiness(t *testing.T) {
+	h := newHarness(t, nil)
+	cl := &agentless{Cloud: h.cloud}
+	if _, ok := any(cl).(cloud.SyncReporter); ok {
+		t.Fatal("agentless still reports sync itself")
+	}
+	stub := &agentStub{}
+	eng, err := failover.New(failover.Options{Config: h.cfg, Store: h.store, Provider: cl, Sync: stub, Now: h.clk.Now,
+		Bootstrap: func(_ context.Context, inc failover.Incident, provider string) ([]byte, error) {
+			return []byte("#!/bin/bash\n# " + inc.ID + " on " + provider + "\n"), nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.eng = eng
+	h.fire("eth-1", "fp1", start.Add(-time.Hour))
+	h.reconcile("eth-1")
+	h.wantState("eth-1", failover.StateSyncing)
+	if len(cl.userData) != 1 || string(cl.userData[0]) != "#!/bin/bash\n# eth-1-1 on sim\n" {
+		t.Fatalf("bootstrap sent: %q", cl.userData)
+	}
+	good := cloud.SyncStatus{ExecutionSynced: true, ConsensusSynced: true, Health: 200, Peers: 30, ExecutionPeers: 20}
+	for _, tt := range []struct {
+		name string
+		st   cloud.SyncStatus
+		want failover.State
+	}{
+		{"all but the clock", func() cloud.SyncStatus { s := good; s.ClockOffset = time.Second; return s }(), failover.StateSyncing},
+		{"every condition", good, failover.StateReady},
+		{"optimistic again", func() cloud.SyncStatus { s := good; s.Optimistic = true; return s }(), failover.StateSyncing},
+		{"healthy again", good, failover.StateReady},
+		{"two slots behind", func() cloud.SyncStatus { s := good; s.SyncDistance = 2; return s }(), failover.StateSyncing},
+	} {
+		stub.mu.Lock()
+		stub.st = tt.st
+		stub.mu.Unlock()
+		h.clk.Advance(h.cfg.Engine.PollInterval)
+		h.reconcile("eth-1")
+		inc := h.wantState("eth-1", tt.want)
+		if tt.want == failover.StateSyncing && (inc.Standby.Sync == nil || len(inc.Standby.Sync.NotReady) == 0) {
+			t.Fatalf("%s: not-ready conditions not recorded: %+v", tt.name, inc.Standby.Sync)
+		}
+	}
+}
+
+func TestBootstrapErrorFails(t *testing.T) {
+	h := newHarness(t, nil)
+	eng, err := failover.New(failover.Options{Config: h.cfg, Store: h.store, Provider: h.cloud, Now: h.clk.Now,
+		Bootstrap: func(context.Context, failover.Incident, string) ([]byte, error) {
+			return nil, errors.New("no image for client nethermind")
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.eng = eng
+	h.fire("eth-1", "fp1", start.Add(-time.Hour))
+	h.reconcile("eth-1")
+	inc := h.wantState("eth-1", failover.StateFailed)
+	if !strings.Contains(inc.Reason, "no image for client nethermind") || h.cloud.Created() != 0 {
+		t.Fatalf("reason %q, created %d", inc.Reason, h.cloud.Created())
+	}
+}

@@ -28,6 +28,7 @@ type Config struct {
 	Caps      Caps        `mapstructure:"caps" json:"caps"`
 	Cloud     Cloud       `mapstructure:"cloud" json:"cloud"`
 	Notify    Notify      `mapstructure:"notify" json:"notify"`
+	Agent     Agent       `mapstructure:"agent" json:"agent"`
 	Fleet     []Validator `mapstructure:"fleet" json:"fleet"`
 }
 
@@ -212,6 +213,15 @@ type AWS struct {
 	// Endpoint overrides the EC2 API address (a VPC endpoint or a local emulator).
 	Endpoint string `mapstructure:"endpoint" json:"endpoint"`
 	Price    Price  `mapstructure:"price" json:"price"`
+}
+
+// Agent is the standby agent the bootstrap installs on every real-cloud
+// standby; failoverd polls it over mutual TLS to learn when the standby is ready.
+type Agent struct {
+	// Port the agent listens on (the firewall opens it to apiSourceRanges only).
+	Port int `mapstructure:"port" json:"port"`
+	// Image is the failoverd container image the standby runs the agent from.
+	Image string `mapstructure:"image" json:"image"`
 }
 
 // Notify tells people through their own Alertmanager.

@@ -43,6 +43,7 @@ func Default() Config {
 			// About ten standby-days a month: a couple of real outages.
 			MonthlyStandbyHours: 240,
 		},
+		Agent: Agent{Port: 7443, Image: "ghcr.io/failoverd/failoverd:latest"},
 		Cloud: Cloud{
 			Providers: []string{ProviderSim},
 			GC:        GC{Interval: 10 * time.Minute, GracePeriod: 30 * time.Minute},

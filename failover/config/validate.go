@@ -145,6 +145,11 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if c.Agent.Port < 1 || c.Agent.Port > 65535 {
+		v.add("agent.port", "must be a TCP port, 1-65535 (got %d)", c.Agent.Port)
+	}
+	v.required("agent.image", c.Agent.Image)
+
 	c.validateFleet(&v)
 	return v.err()
 }
