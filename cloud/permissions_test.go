@@ -25,8 +25,9 @@ import (
 )
 
 // gcpPermissions maps the Compute REST requests the SDK sends to the IAM
-// permission each needs. A request that matches none fails the test: a new
-// call must be added here, to gcp.APICalls and to docs/cloud-permissions.md.
+// permissions each needs (every matching row is recorded). A request that
+// matches none fails the test: a new call must be added here, to
+// gcp.APICalls and to docs/cloud-permissions.md.
 var gcpPermissions = []struct {
 	method string
 	path   *regexp.Regexp
@@ -41,6 +42,12 @@ var gcpPermissions = []struct {
 	{"GET", regexp.MustCompile(`/(aggregated|zones/[^/]+)/disks$`), "compute.disks.list"},
 	{"POST", regexp.MustCompile(`/zones/[^/]+/disks$`), "compute.disks.create"},
 	{"GET", regexp.MustCompile(`/global/snapshots$`), "compute.snapshots.list"},
+	// snapshots.insert needs three: the snapshot, the source disk, the labels.
+	{"POST", regexp.MustCompile(`/global/snapshots$`), "compute.snapshots.create"},
+	{"POST", regexp.MustCompile(`/global/snapshots$`), "compute.disks.createSnapshot"},
+	{"POST", regexp.MustCompile(`/global/snapshots$`), "compute.snapshots.setLabels"},
+	{"GET", regexp.MustCompile(`/global/snapshots/[^/]+$`), "compute.snapshots.get"},
+	{"DELETE", regexp.MustCompile(`/global/snapshots/[^/]+$`), "compute.snapshots.delete"},
 	{"POST", regexp.MustCompile(`/global/firewalls$`), "compute.firewalls.create"},
 	{"GET", regexp.MustCompile(`/global/firewalls/[^/]+$`), "compute.firewalls.get"},
 	{"DELETE", regexp.MustCompile(`/global/firewalls/[^/]+$`), "compute.firewalls.delete"},
@@ -97,13 +104,16 @@ func TestPermissionsDocCoversEveryCall(t *testing.T) {
 			fake := gcpfake.New()
 			t.Cleanup(fake.Close)
 			fake.Hook(func(r *http.Request) {
+				matched := false
 				for _, m := range gcpPermissions {
 					if r.Method == m.method && m.path.MatchString(r.URL.Path) {
 						rec.add(m.perm, "")
-						return
+						matched = true
 					}
 				}
-				rec.add("", r.Method+" "+r.URL.Path)
+				if !matched {
+					rec.add("", r.Method+" "+r.URL.Path)
+				}
 			})
 			fake.AddSnapshot("chain-data-1", map[string]string{"chain": "ethereum", cloud.LabelValidator: "eth-1"}, time.Now().Add(-time.Hour))
 			p, err := gcp.New(context.Background(), gcp.Options{Project: "perm-test", Endpoint: fake.URL(), DiskGB: 100,
@@ -115,6 +125,8 @@ func TestPermissionsDocCoversEveryCall(t *testing.T) {
 			return p
 		}
 		cloudtest.Run(t, cloudtest.Harness{New: newProvider, Zones: []string{"europe-west4-a", "europe-west4-b"}})
+		cloudtest.RunSnapshots(t, cloudtest.Harness{New: newProvider, Zones: []string{"europe-west4-a", "europe-west4-b"}})
+		keepWarm(t, newProvider(t), cloudtest.Spec("eth-1-warm", "europe-west4-a"), map[string]string{"chain": "ethereum"})
 		collect(t, newProvider(t), cloudtest.Spec("eth-1-1", "europe-west4-a"))
 		check(t, rec.perms(), rec.unknown, gcp.APICalls, inDoc)
 	})
@@ -137,11 +149,62 @@ func TestPermissionsDocCoversEveryCall(t *testing.T) {
 			return p
 		}
 		cloudtest.Run(t, cloudtest.Harness{New: newProvider, Zones: []string{"eu-west-1a", "eu-west-1b"}})
+		cloudtest.RunSnapshots(t, cloudtest.Harness{New: newProvider, Zones: []string{"eu-west-1a", "eu-west-1b"}})
+		keepWarm(t, newProvider(t), cloudtest.Spec("eth-1-warm", "eu-west-1a"), map[string]string{"chain": "ethereum"})
 		collect(t, newProvider(t), cloudtest.Spec("eth-1-1", "eu-west-1a"))
 		// CreateTags is not an action of its own here: tags ride on
-		// RunInstances/CreateSecurityGroup, but IAM checks ec2:CreateTags.
+		// RunInstances/CreateSecurityGroup/CreateSnapshot, but IAM checks
+		// ec2:CreateTags.
 		check(t, append(rec.perms(), "ec2:CreateTags"), rec.unknown, aws.APICalls, inDoc)
 	})
+}
+
+// keepWarm is one snapshot keeper run: a standby, a snapshot of its data
+// disk labelled as provisioning selects, the standby deleted, a later
+// incident of the same validator created (from the snapshot), and the
+// snapshot pruned.
+func keepWarm(t *testing.T, p cloud.Provider, spec cloud.StandbySpec, labels map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	spec.Validator = "eth-1"
+	s, ok := p.(cloud.Snapshotter)
+	if !ok {
+		t.Fatalf("%s is not a cloud.Snapshotter", p.Name())
+	}
+	if _, err := p.Ensure(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.SnapshotData(ctx, spec.Name, "warm-eth-1", labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Delete(ctx, spec.Name); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		l, err := s.Snapshots(ctx, spec.Validator)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l) > 0 && l[0].ID == snap.ID && l[0].Ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("snapshot %s not ready: %+v", snap.Name, l)
+		}
+	}
+	next := spec
+	next.IncidentID += "-next"
+	next.Name = cloud.NameFor(next.IncidentID)
+	if _, err := p.Ensure(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Delete(ctx, next.Name); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteSnapshot(ctx, snap.Name); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // collect creates a standby, drops it from every incident's claim (there is

@@ -39,6 +39,26 @@ type Collector interface {
 	DeleteOwned(ctx context.Context, r Resource) error
 }
 
+// Snapshotter is a provider that can keep warm chain-data snapshots.
+type Snapshotter interface {
+	// SnapshotData snapshots the data disk of the standby (the VM should be stopped or its clients stopped first; the keeper does that). Idempotent by snapshotName: a second call returns the existing snapshot. Labels are added to the ownership labels (managed-by=failoverd, failoverd-validator from the spec/standby, and failoverd-role=chain-data-snapshot).
+	SnapshotData(ctx context.Context, standbyName, snapshotName string, labels map[string]string) (Snapshot, error)
+	// Snapshots lists owned chain-data snapshots of one validator (cloud.LabelValue(validator)), newest first.
+	Snapshots(ctx context.Context, validator string) ([]Snapshot, error)
+	// DeleteSnapshot removes an owned snapshot; absent counts as deleted; unowned is never touched (ErrPermanent).
+	DeleteSnapshot(ctx context.Context, name string) error
+}
+
+// Snapshot is one chain-data snapshot as a provider reports it.
+type Snapshot struct {
+	Provider, Name, ID, Location string
+	Validator                    string
+	SizeGB                       int
+	Ready                        bool
+	CreatedAt                    time.Time
+	Labels                       map[string]string
+}
+
 // Resource is one owned cloud resource.
 type Resource struct {
 	Provider string
@@ -50,6 +70,16 @@ type Resource struct {
 	// CreatedAt is when the resource was made; the collector never deletes
 	// a resource it cannot date.
 	CreatedAt time.Time
+}
+
+// ClientStopper stops a standby's execution and consensus clients cleanly,
+// so that its data disk can be snapshotted in a consistent state. The
+// simulated cloud does it itself; real standbys do it through their agent.
+type ClientStopper interface {
+	// StopClients asks for the stop (idempotent) and reports whether the
+	// clients have stopped; a clean stop of a synced node takes minutes, so
+	// callers ask again until it says stopped.
+	StopClients(ctx context.Context, s Standby) (stopped bool, err error)
 }
 
 // SyncReporter tells how far a standby's clients have synced. The simulated

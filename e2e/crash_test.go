@@ -173,6 +173,7 @@ func TestCrashDuringProvisioningGCP(t *testing.T) {
     zones: [europe-west4-a, europe-west4-b]
     endpoint: %s
     insecureNoAuth: true
+    apiSourceRanges: [127.0.0.1/32]
     operationTimeout: 20s`, fake.URL()))
 			d.start()
 			d.fire()
@@ -227,6 +228,7 @@ func TestCrashDuringProvisioningAWS(t *testing.T) {
   aws:
     zones: [eu-west-1a, eu-west-1b]
     amis: {eu-west-1: ami-0123456789abcdef0}
+    apiSourceRanges: [127.0.0.1/32]
     endpoint: %s`, fake.URL()),
 				"AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=secret", "AWS_REGION=eu-west-1",
 				"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")

@@ -47,7 +47,7 @@ type Options struct {
 	Now       func() time.Time
 	Logger    *slog.Logger
 	Metrics   *Metrics
-	// Registerer receives the garbage collector's metrics (may be nil).
+	// Registerer receives the garbage collector's and keeper's metrics (may be nil).
 	Registerer prometheus.Registerer
 }
 
@@ -66,6 +66,7 @@ type Engine struct {
 	log       *slog.Logger
 	m         *Metrics
 	gcm       *GCMetrics
+	km        *KeeperMetrics
 	queue     *queue
 
 	// capMu makes "count the standbys, then record the intent to create one"
@@ -131,6 +132,7 @@ func New(o Options) (*Engine, error) {
 		cfg: o.Config, store: o.Store, providers: providers, sync: o.Sync, bootstrap: o.Bootstrap, notifier: o.Notifier,
 		now: o.Now, log: o.Logger, m: o.Metrics, queue: newQueue(), ready: make(chan struct{}),
 		gcm:      newGCMetrics(o.Registerer),
+		km:       newKeeperMetrics(o.Registerer),
 		notified: map[string]time.Time{}, known: map[string]map[string]AlertRecord{}, holders: map[string]bool{},
 	}, nil
 }
@@ -285,6 +287,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			e.collectEvery(ctx, every)
+		}()
+	}
+	if e.keeps() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.keepEvery(ctx, e.cfg.Engine.ResyncInterval)
 		}()
 	}
 	ticker := time.NewTicker(e.cfg.Engine.ResyncInterval)
@@ -946,6 +955,14 @@ func (e *Engine) watchSync(ctx context.Context, inc *Incident, firing bool) (res
 		return result{after: poll}, e.update(ctx, inc)
 	}
 	st, err := e.syncStatus(cctx, provider, reporter, sb)
+	if errors.Is(err, cloud.ErrTransient) {
+		// The agent does not answer yet: the VM is still booting and
+		// installing its clients, which takes minutes. Waiting is not a
+		// failure; the reason says what the incident waits for.
+		inc.Standby = standbyFrom(sb, inc.Standby)
+		inc.Reason = fmt.Sprintf("standby %s is %s in %s/%s; waiting for its agent to answer (%v)", sb.Name, sb.State, sb.Provider, sb.Zone, err)
+		return result{after: poll}, e.update(ctx, inc)
+	}
 	if err != nil && !errors.Is(err, cloud.ErrNotFound) {
 		return e.failedAttempt(ctx, inc, "reading the standby's sync status", err)
 	}

@@ -90,6 +90,17 @@ func (e *Engine) CollectGarbage(ctx context.Context) (GCResult, error) {
 			claimedNames = append(claimedNames, inc.Standby.Name)
 		}
 	}
+	// A snapshot run in progress claims its node as an incident does.
+	runs, err := e.store.ListSnapshotRuns(ctx, "")
+	if err != nil {
+		return res, fmt.Errorf("garbage collector: list snapshot runs: %w", err)
+	}
+	for _, r := range runs {
+		if !r.State.Finished() {
+			claimedIncidents[cloud.LabelValue(r.ID)] = true
+			claimedNames = append(claimedNames, cloud.NameFor(r.ID))
+		}
+	}
 	grace := e.cfg.Cloud.GC.GracePeriod
 	t := e.now()
 	for _, l := range all {

@@ -39,6 +39,13 @@ type Store interface {
 	PutSite(ctx context.Context, s *SiteRecord) error
 	ListSites(ctx context.Context) ([]SiteRecord, error)
 
+	GetSnapshotRun(ctx context.Context, id string) (SnapshotRun, error)
+	// PutSnapshotRun creates (Version "") or updates a snapshot-keeper run.
+	PutSnapshotRun(ctx context.Context, r *SnapshotRun) error
+	// ListSnapshotRuns returns runs ordered by CreatedAt, then ID; only the
+	// validator's when validator is set.
+	ListSnapshotRuns(ctx context.Context, validator string) ([]SnapshotRun, error)
+
 	Close() error
 }
 
@@ -89,4 +96,48 @@ type SiteRecord struct {
 	// the resolution window are not).
 	HeartbeatsSeen int64  `json:"heartbeatsSeen"`
 	Version        string `json:"version,omitempty"`
+}
+
+// RunState is where a snapshot-keeper run is.
+type RunState string
+
+// The snapshot keeper's lifecycle: a keyless node boots (from the previous
+// snapshot), syncs, stops its clients cleanly, its data disk is snapshotted,
+// the node is deleted and old snapshots are pruned.
+const (
+	RunProvisioning RunState = "provisioning"
+	RunSyncing      RunState = "syncing"
+	RunStopping     RunState = "stopping"
+	RunSnapshotting RunState = "snapshotting"
+	RunCleanup      RunState = "cleanup"
+	RunDone         RunState = "done"
+	RunFailed       RunState = "failed"
+	// RunAborted: a real outage of the validator began; the run gave way.
+	RunAborted RunState = "aborted"
+)
+
+// Finished reports whether the run has ended.
+func (s RunState) Finished() bool { return s == RunDone || s == RunFailed || s == RunAborted }
+
+// SnapshotRun is one run of the snapshot keeper for one validator: an
+// incident-like record with its own standby, history and cost.
+type SnapshotRun struct {
+	ID        string   `json:"id"`
+	Validator string   `json:"validator"`
+	Provider  string   `json:"provider"`
+	State     RunState `json:"state"`
+	Reason    string   `json:"reason"`
+	// Standby is the keyless node the run syncs; it never holds keys.
+	Standby *Standby `json:"standby,omitempty"`
+	// Snapshot is the name of the snapshot this run makes.
+	Snapshot      string     `json:"snapshot"`
+	SnapshotReady bool       `json:"snapshotReady"`
+	Pruned        []string   `json:"pruned,omitempty"`
+	CreatedAt     time.Time  `json:"createdAt"`
+	UpdatedAt     time.Time  `json:"updatedAt"`
+	FinishedAt    *time.Time `json:"finishedAt,omitempty"`
+	Attempts      int        `json:"attempts,omitempty"`
+	NextAttemptAt time.Time  `json:"nextAttemptAt,omitzero"`
+	History       []Entry    `json:"history"`
+	Version       string     `json:"version,omitempty"`
 }

@@ -121,6 +121,8 @@ type ec2API interface {
 	DescribeSecurityGroups(context.Context, *ec2.DescribeSecurityGroupsInput, ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error)
 	DeleteSecurityGroup(context.Context, *ec2.DeleteSecurityGroupInput, ...func(*ec2.Options)) (*ec2.DeleteSecurityGroupOutput, error)
 	DescribeSnapshots(context.Context, *ec2.DescribeSnapshotsInput, ...func(*ec2.Options)) (*ec2.DescribeSnapshotsOutput, error)
+	CreateSnapshot(context.Context, *ec2.CreateSnapshotInput, ...func(*ec2.Options)) (*ec2.CreateSnapshotOutput, error)
+	DeleteSnapshot(context.Context, *ec2.DeleteSnapshotInput, ...func(*ec2.Options)) (*ec2.DeleteSnapshotOutput, error)
 	DescribeSubnets(context.Context, *ec2.DescribeSubnetsInput, ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error)
 	DescribeVolumes(context.Context, *ec2.DescribeVolumesInput, ...func(*ec2.Options)) (*ec2.DescribeVolumesOutput, error)
 	DeleteVolume(context.Context, *ec2.DeleteVolumeInput, ...func(*ec2.Options)) (*ec2.DeleteVolumeOutput, error)
@@ -128,7 +130,7 @@ type ec2API interface {
 
 // APICalls are the IAM actions the provider needs, one per ec2API method,
 // plus ec2:CreateTags, which EC2 authorizes for TagSpecifications on
-// RunInstances and CreateSecurityGroup.
+// RunInstances, CreateSecurityGroup and CreateSnapshot.
 var APICalls = []string{
 	"ec2:RunInstances",
 	"ec2:CreateTags",
@@ -139,6 +141,8 @@ var APICalls = []string{
 	"ec2:DescribeSecurityGroups",
 	"ec2:DeleteSecurityGroup",
 	"ec2:DescribeSnapshots",
+	"ec2:CreateSnapshot",
+	"ec2:DeleteSnapshot",
 	"ec2:DescribeSubnets",
 	"ec2:DescribeVolumes",
 	"ec2:DeleteVolume",

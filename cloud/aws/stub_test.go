@@ -58,6 +58,14 @@ func (s *stub) DescribeSnapshots(context.Context, *ec2.DescribeSnapshotsInput, .
 	s.t.Fatal("unexpected DescribeSnapshots")
 	return nil, nil
 }
+func (s *stub) CreateSnapshot(context.Context, *ec2.CreateSnapshotInput, ...func(*ec2.Options)) (*ec2.CreateSnapshotOutput, error) {
+	s.t.Fatal("unexpected CreateSnapshot")
+	return nil, nil
+}
+func (s *stub) DeleteSnapshot(context.Context, *ec2.DeleteSnapshotInput, ...func(*ec2.Options)) (*ec2.DeleteSnapshotOutput, error) {
+	s.t.Fatal("unexpected DeleteSnapshot")
+	return nil, nil
+}
 func (s *stub) DescribeSubnets(context.Context, *ec2.DescribeSubnetsInput, ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error) {
 	s.record("DescribeSubnets")
 	return &ec2.DescribeSubnetsOutput{Subnets: []types.Subnet{{SubnetId: awssdk.String("subnet-1"), VpcId: awssdk.String("vpc-1"), AvailabilityZone: awssdk.String("eu-west-1a")}}}, nil

@@ -46,6 +46,12 @@ type Harness struct {
 	// own VM would be. Optional: without it the suite cannot check that
 	// providers leave unowned instances alone.
 	AddUnowned func(t *testing.T, p cloud.Provider, name, zone string)
+	// AddUnownedSnapshot, when set, plants a ready snapshot named name that
+	// failoverd does not own (no managed-by=failoverd label or tag) but that
+	// is labelled as a chain-data snapshot of validator. Optional; used by
+	// RunSnapshots to check that unowned snapshots are never listed or
+	// deleted.
+	AddUnownedSnapshot func(t *testing.T, p cloud.Provider, name, validator string)
 }
 
 // callTimeout bounds every provider call, so a provider that hangs fails the

@@ -24,6 +24,9 @@ type computeAPI interface {
 	AggregatedListDisks(ctx context.Context, req *computepb.AggregatedListDisksRequest) ([]*computepb.Disk, error)
 
 	ListSnapshots(ctx context.Context, req *computepb.ListSnapshotsRequest) ([]*computepb.Snapshot, error)
+	InsertSnapshot(ctx context.Context, req *computepb.InsertSnapshotRequest) (*computepb.Operation, error)
+	GetSnapshot(ctx context.Context, req *computepb.GetSnapshotRequest) (*computepb.Snapshot, error)
+	DeleteSnapshot(ctx context.Context, req *computepb.DeleteSnapshotRequest) (*computepb.Operation, error)
 
 	InsertFirewall(ctx context.Context, req *computepb.InsertFirewallRequest) (*computepb.Operation, error)
 	GetFirewall(ctx context.Context, req *computepb.GetFirewallRequest) (*computepb.Firewall, error)
@@ -178,6 +181,26 @@ func (a *restAPI) ListSnapshots(ctx context.Context, req *computepb.ListSnapshot
 		}
 		out = append(out, s)
 	}
+}
+
+func (a *restAPI) InsertSnapshot(ctx context.Context, req *computepb.InsertSnapshotRequest) (*computepb.Operation, error) {
+	op, err := a.snapshots.Insert(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return op.Proto(), nil
+}
+
+func (a *restAPI) GetSnapshot(ctx context.Context, req *computepb.GetSnapshotRequest) (*computepb.Snapshot, error) {
+	return a.snapshots.Get(ctx, req)
+}
+
+func (a *restAPI) DeleteSnapshot(ctx context.Context, req *computepb.DeleteSnapshotRequest) (*computepb.Operation, error) {
+	op, err := a.snapshots.Delete(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return op.Proto(), nil
 }
 
 func (a *restAPI) InsertFirewall(ctx context.Context, req *computepb.InsertFirewallRequest) (*computepb.Operation, error) {

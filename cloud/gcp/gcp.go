@@ -53,6 +53,11 @@ var APICalls = []string{
 	"compute.images.useReadOnly",        // boot disk from BootImage
 	"compute.snapshots.list",            // snapshots.list (newest matching snapshot)
 	"compute.snapshots.useReadOnly",     // data disk from a snapshot
+	"compute.snapshots.create",          // snapshots.insert (SnapshotData)
+	"compute.disks.createSnapshot",      // snapshots.insert with the data disk as sourceDisk
+	"compute.snapshots.setLabels",       // snapshots.insert with labels
+	"compute.snapshots.get",             // snapshots.get (idempotency, ownership check before a delete)
+	"compute.snapshots.delete",          // snapshots.delete (DeleteSnapshot)
 	"compute.subnetworks.use",           // the VM's network interface
 	"compute.subnetworks.useExternalIp", // its external IP (p2p needs inbound)
 	"compute.networks.updatePolicy",     // firewall rules on the network (insert/delete)
@@ -61,7 +66,7 @@ var APICalls = []string{
 	"compute.firewalls.list",            // firewalls.list
 	"compute.firewalls.delete",          // firewalls.delete
 	"compute.zoneOperations.get",        // zoneOperations.wait
-	"compute.globalOperations.get",      // globalOperations.wait
+	"compute.globalOperations.get",      // globalOperations.wait (firewall and snapshot operations)
 }
 
 // PortRule is one protocol/port pair a firewall rule allows.

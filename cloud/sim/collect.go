@@ -28,3 +28,12 @@ func (c *Cloud) ListOwned(ctx context.Context) ([]cloud.Resource, error) {
 func (c *Cloud) DeleteOwned(ctx context.Context, r cloud.Resource) error {
 	return c.Delete(ctx, r.Name)
 }
+
+// StopClients implements cloud.ClientStopper: a simulated node's clients
+// stop at once; an unknown standby is ErrNotFound.
+func (c *Cloud) StopClients(ctx context.Context, s cloud.Standby) (bool, error) {
+	if _, err := c.Get(ctx, s.Name); err != nil {
+		return false, err
+	}
+	return true, nil
+}

@@ -47,6 +47,10 @@ const (
 	OpList   = "list"
 	OpDelete = "delete"
 	OpSync   = "sync"
+	// Snapshotter calls: SnapshotData, Snapshots, DeleteSnapshot.
+	OpSnapshot       = "snapshot"
+	OpSnapshots      = "snapshots"
+	OpDeleteSnapshot = "delete-snapshot"
 )
 
 // Options configure the simulated cloud. The zero value is a cloud whose
@@ -65,6 +69,9 @@ type Options struct {
 	// SyncDistance is how many slots behind a standby starts when it begins
 	// running; it shrinks linearly to 0 at SyncTime. Default 10000.
 	SyncDistance uint64
+	// SnapshotTime is how long a snapshot taken by SnapshotData stays not
+	// Ready (default 0: ready at once).
+	SnapshotTime time.Duration
 	// NoCapacityZones are zones out of stock: creating a standby there fails
 	// with cloud.ErrCapacity.
 	NoCapacityZones []string
@@ -84,11 +91,13 @@ type Cloud struct {
 	syncTime     time.Duration
 	peers        int
 	syncDistance uint64
+	snapshotTime time.Duration
 	statePath    string
 	metrics      *metrics
 
 	mu         sync.Mutex
 	instances  map[string]*instance
+	snapshots  map[string]*snapshot
 	noCapacity map[string]bool
 	slowBoot   map[string]time.Duration // for names not created yet
 	failBefore map[string][]error
@@ -107,6 +116,7 @@ type instance struct {
 	Chain       string        `json:"chain,omitempty"`
 	Network     string        `json:"network,omitempty"`
 	MachineType string        `json:"machineType,omitempty"`
+	DiskGB      int           `json:"diskGB,omitempty"`
 }
 
 func (in *instance) owned() bool { return in.Labels[cloud.LabelManagedBy] == cloud.ManagedByValue }
@@ -115,6 +125,7 @@ func (in *instance) owned() bool { return in.Labels[cloud.LabelManagedBy] == clo
 type stateFile struct {
 	Version   int         `json:"version"`
 	Instances []*instance `json:"instances"`
+	Snapshots []*snapshot `json:"snapshots,omitempty"`
 }
 
 const stateVersion = 1
@@ -153,8 +164,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // New returns a simulated cloud, loading its instances from opts.StatePath
 // when that file exists.
 func New(opts Options) (*Cloud, error) {
-	if opts.BootTime < 0 || opts.SyncTime < 0 {
-		return nil, fmt.Errorf("sim: BootTime and SyncTime must not be negative")
+	if opts.BootTime < 0 || opts.SyncTime < 0 || opts.SnapshotTime < 0 {
+		return nil, fmt.Errorf("sim: BootTime, SyncTime and SnapshotTime must not be negative")
 	}
 	c := &Cloud{
 		now:          opts.Now,
@@ -162,8 +173,10 @@ func New(opts Options) (*Cloud, error) {
 		syncTime:     opts.SyncTime,
 		peers:        opts.Peers,
 		syncDistance: opts.SyncDistance,
+		snapshotTime: opts.SnapshotTime,
 		statePath:    opts.StatePath,
 		instances:    map[string]*instance{},
+		snapshots:    map[string]*snapshot{},
 		noCapacity:   map[string]bool{},
 		slowBoot:     map[string]time.Duration{},
 		failBefore:   map[string][]error{},
@@ -243,15 +256,23 @@ func (c *Cloud) ensureLocked(spec cloud.StandbySpec) (cloud.Standby, error) {
 	if c.noCapacity[zone] {
 		return cloud.Standby{}, &cloud.Error{Provider: ProviderName, Op: OpEnsure, Zone: zone, Kind: cloud.ErrCapacity}
 	}
+	labels := cloud.OwnershipLabels(spec)
+	// Like the real providers, the data disk starts from the newest ready
+	// snapshot of the validator; the label says which (or none).
+	labels[LabelSnapshot] = "none"
+	if sn := c.newestReadyLocked(cloud.LabelValue(spec.Validator)); sn != nil {
+		labels[LabelSnapshot] = cloud.LabelValue(sn.Name)
+	}
 	in := &instance{
 		Name:        spec.Name,
 		Zone:        zone,
-		Labels:      cloud.OwnershipLabels(spec),
+		Labels:      labels,
 		CreatedAt:   c.now(),
 		BootExtra:   c.slowBoot[spec.Name],
 		Chain:       spec.Chain,
 		Network:     spec.Network,
 		MachineType: spec.Placement.MachineType,
+		DiskGB:      spec.Placement.DiskGB,
 	}
 	c.instances[in.Name] = in
 	if err := c.save(); err != nil {
@@ -439,7 +460,7 @@ func (c *Cloud) injected(queue map[string][]error, op string) error {
 }
 
 // Fail makes the next times calls of op ("ensure", "get", "list", "delete",
-// "sync") return err without taking effect. Calls queue up behind earlier
+// "sync", "snapshot", "snapshots", "delete-snapshot") return err without taking effect. Calls queue up behind earlier
 // ones for the same op. It panics on an unknown op, since a mistyped op would
 // otherwise make a test silently pass.
 func (c *Cloud) Fail(op string, err error, times int) {
@@ -455,7 +476,7 @@ func (c *Cloud) FailAfter(op string, err error, times int) {
 
 func (c *Cloud) queueFailure(queue map[string][]error, op string, err error, times int) {
 	switch op {
-	case OpEnsure, OpGet, OpList, OpDelete, OpSync:
+	case OpEnsure, OpGet, OpList, OpDelete, OpSync, OpSnapshot, OpSnapshots, OpDeleteSnapshot:
 	default:
 		panic(fmt.Sprintf("sim: unknown op %q", op))
 	}
@@ -570,6 +591,12 @@ func (c *Cloud) load() error {
 		}
 		c.instances[in.Name] = in
 	}
+	for _, sn := range f.Snapshots {
+		if sn == nil || sn.Name == "" {
+			return fmt.Errorf("sim: load state %s: snapshot without a name", c.statePath)
+		}
+		c.snapshots[sn.Name] = sn
+	}
 	return nil
 }
 
@@ -582,6 +609,9 @@ func (c *Cloud) save() error {
 	f := stateFile{Version: stateVersion, Instances: []*instance{}}
 	for _, name := range slices.Sorted(maps.Keys(c.instances)) {
 		f.Instances = append(f.Instances, c.instances[name])
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.snapshots)) {
+		f.Snapshots = append(f.Snapshots, c.snapshots[name])
 	}
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {

@@ -80,6 +80,8 @@ FAILOVERD_API_TOKEN or --api-token-file).`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.AddCommand(
 		newServeCmd(e),
+		newAgentCmd(e),
+		newBootstrapCmd(e),
 		newConfigCmd(e),
 		newIncidentsCmd(e),
 		newTeardownCmd(e),

@@ -242,6 +242,17 @@ type Validator struct {
 	Clients Clients `mapstructure:"clients" json:"clients"`
 	// Providers overrides cloud.providers for this validator (order of preference).
 	Providers []string `mapstructure:"providers" json:"providers,omitempty"`
+	// Snapshots keeps a warm chain-data snapshot of this validator so that a
+	// standby starts from it instead of syncing from scratch.
+	Snapshots Snapshots `mapstructure:"snapshots" json:"snapshots"`
+}
+
+// Snapshots is a validator's warm-snapshot schedule.
+type Snapshots struct {
+	// Every is how often a fresh snapshot is made (e.g. 168h); 0: never.
+	Every time.Duration `mapstructure:"every" json:"every"`
+	// Retain is how many ready snapshots are kept; older ones are deleted.
+	Retain int `mapstructure:"retain" json:"retain"`
 }
 
 // Clients are the validator's client software, mirrored on the standby.

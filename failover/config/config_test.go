@@ -173,20 +173,22 @@ func TestEnvPrecedence(t *testing.T) {
 	cfg, err := Load(LoadOptions{
 		File: "testdata/env-overridden.good.yaml",
 		Getenv: env(map[string]string{
-			"FAILOVERD_DATA_DIR":                   "/from/env",
-			"FAILOVERD_ENGINE_CONFIRM_FOR":         "45s",
-			"FAILOVERD_ENGINE_KEEP_WARM":           "1h",
-			"FAILOVERD_CLOUD_SIM_ZONES":            "env-a, env-b,,",
-			"FAILOVERD_CLOUD_PROVIDERS":            "gcp,aws",
-			"FAILOVERD_CLOUD_GCP_PROJECT":          "env-project",
-			"FAILOVERD_CLOUD_AWS_PRICE_HOURLY_USD": "0.5",
-			"FAILOVERD_CLOUD_GC_DRY_RUN":           "1",
-			"FAILOVERD_NOTIFY_ALERTMANAGER_URL":    "http://am:9093",
-			"FAILOVERD_AUTH_DISABLED":              "true",
-			"FAILOVERD_CAPS_MONTHLY_STANDBY_HOURS": "12.5",
-			"FAILOVERD_WEBHOOK_MAX_BODY_BYTES":     "4096",
-			"FAILOVERD_LISTEN":                     "", // empty counts as unset
-			"UNRELATED":                            "x",
+			"FAILOVERD_DATA_DIR":                    "/from/env",
+			"FAILOVERD_ENGINE_CONFIRM_FOR":          "45s",
+			"FAILOVERD_ENGINE_KEEP_WARM":            "1h",
+			"FAILOVERD_CLOUD_SIM_ZONES":             "env-a, env-b,,",
+			"FAILOVERD_CLOUD_PROVIDERS":             "gcp,aws",
+			"FAILOVERD_CLOUD_GCP_PROJECT":           "env-project",
+			"FAILOVERD_CLOUD_GCP_API_SOURCE_RANGES": "198.51.100.0/24",
+			"FAILOVERD_CLOUD_AWS_API_SOURCE_RANGES": "198.51.100.0/24",
+			"FAILOVERD_CLOUD_AWS_PRICE_HOURLY_USD":  "0.5",
+			"FAILOVERD_CLOUD_GC_DRY_RUN":            "1",
+			"FAILOVERD_NOTIFY_ALERTMANAGER_URL":     "http://am:9093",
+			"FAILOVERD_AUTH_DISABLED":               "true",
+			"FAILOVERD_CAPS_MONTHLY_STANDBY_HOURS":  "12.5",
+			"FAILOVERD_WEBHOOK_MAX_BODY_BYTES":      "4096",
+			"FAILOVERD_LISTEN":                      "", // empty counts as unset
+			"UNRELATED":                             "x",
 		}),
 	})
 	if err != nil {
@@ -396,12 +398,12 @@ func TestValidateCollectsEverything(t *testing.T) {
 	}
 	want := []string{
 		"listen", "dataDir", "engine.pollInterval", "engine.workers", "cloud.providers[1]", "cloud.aws.amis",
-		"notify.alertmanagerURL", "fleet[0].name", "fleet[1].chain", "fleet[2].name", "fleet[2].network", "fleet[2].providers[1]",
+		"cloud.aws.apiSourceRanges", "notify.alertmanagerURL", "fleet[0].name", "fleet[1].chain", "fleet[2].name", "fleet[2].network", "fleet[2].providers[1]",
 	}
 	if !reflect.DeepEqual(keys, want) {
 		t.Errorf("problem keys = %q\nwant %q\n%v", keys, want, err)
 	}
-	if !strings.HasPrefix(err.Error(), "12 problems:\n  - listen: ") {
+	if !strings.HasPrefix(err.Error(), "13 problems:\n  - listen: ") {
 		t.Errorf("Error() = %q", err.Error())
 	}
 }
@@ -431,6 +433,8 @@ func TestCloudWarnings(t *testing.T) {
 		cfg.Fleet = []Validator{{Name: "a", Chain: ChainEthereum, Network: "mainnet", Site: "home"}}
 		cfg.Cloud.Providers = []string{ProviderGCP}
 		cfg.Cloud.GCP.Project = "my-staking-project"
+		cfg.Cloud.GCP.APISourceRanges = []string{"203.0.113.0/24"}
+		cfg.Cloud.AWS.APISourceRanges = []string{"203.0.113.0/24"}
 		cfg.Cloud.GCP.Zones = []string{"europe-west4-a"}
 		return cfg
 	}
@@ -618,6 +622,8 @@ func TestProviderValidation(t *testing.T) {
 		cfg := Default()
 		cfg.Cloud.Providers = []string{ProviderGCP, ProviderAWS}
 		cfg.Cloud.GCP.Project = "my-staking-project"
+		cfg.Cloud.GCP.APISourceRanges = []string{"203.0.113.0/24"}
+		cfg.Cloud.AWS.APISourceRanges = []string{"203.0.113.0/24"}
 		cfg.Cloud.GCP.Zones = []string{"europe-west4-a", "us-central1-f"}
 		cfg.Cloud.AWS.Zones = []string{"eu-west-1a", "us-gov-west-1b"}
 		cfg.Cloud.AWS.AMIs = map[string]string{"eu-west-1": "ami-01234567", "us-gov-west-1": "ami-0123456789abcdef0"}

@@ -158,6 +158,7 @@ func (c *Config) validateFleet(v *validator) {
 	seen := map[string]int{}
 	for i, f := range c.Fleet {
 		key := func(field string) string { return fmt.Sprintf("fleet[%d].%s", i, field) }
+		c.validateSnapshots(v, key, f)
 		switch {
 		case f.Name == "":
 			v.add(key("name"), "required")
@@ -451,6 +452,9 @@ func (c *Config) validateGCP(v *validator) {
 		v.add("cloud.gcp.subnetwork", "want the subnetwork's name, such as staking, not its path: the region comes from each zone, so every region of cloud.gcp.zones needs a subnetwork of that name (got %q)", g.Subnetwork)
 	}
 	v.cidrs("cloud.gcp.apiSourceRanges", g.APISourceRanges)
+	if len(g.APISourceRanges) == 0 {
+		v.add("cloud.gcp.apiSourceRanges", "required: failoverd reaches each standby's agent (agent.port) only from these ranges; list failoverd's own egress address (got none)")
+	}
 	for name := range g.SnapshotLabels {
 		if strings.TrimSpace(name) == "" {
 			v.add("cloud.gcp.snapshotLabels", "label names must not be empty")
@@ -511,6 +515,9 @@ func (c *Config) validateAWS(v *validator) {
 			MinVolumeInitializationRate, MaxVolumeInitializationRate, r)
 	}
 	v.cidrs("cloud.aws.apiSourceRanges", a.APISourceRanges)
+	if len(a.APISourceRanges) == 0 {
+		v.add("cloud.aws.apiSourceRanges", "required: failoverd reaches each standby's agent (agent.port) only from these ranges; list failoverd's own egress address (got none)")
+	}
 	v.endpoint("cloud.aws.endpoint", a.Endpoint)
 	v.price("cloud.aws.price", a.Price)
 }
@@ -610,4 +617,46 @@ func (v *validator) price(key string, p Price) {
 	if d := p.SpotDiscount; !(d >= 0 && d < 1) {
 		v.add(key+".spotDiscount", "must be at least 0 and below 1, the fraction of hourlyUSD saved on spot (got %s)", strconv.FormatFloat(d, 'g', -1, 64))
 	}
+}
+
+// validateSnapshots checks a validator's warm-snapshot schedule. The
+// snapshots go to the validator's first provider; for a real cloud its
+// snapshot selector must be set, or provisioning would never use them.
+func (c *Config) validateSnapshots(v *validator, key func(string) string, f Validator) {
+	sn := f.Snapshots
+	if sn.Every == 0 {
+		return
+	}
+	if sn.Every < time.Hour {
+		v.add(key("snapshots.every"), "must be 0 (off) or at least 1h: a run syncs a node for hours (got %s)", formatDuration(sn.Every))
+	}
+	if sn.Retain < 1 {
+		v.add(key("snapshots.retain"), "must keep at least 1 snapshot when snapshots.every is set (got %d)", sn.Retain)
+	}
+	providers := c.ProvidersFor(f)
+	if len(providers) == 0 {
+		return
+	}
+	switch providers[0] {
+	case ProviderGCP:
+		if len(c.Cloud.GCP.SnapshotLabels) == 0 {
+			v.add(key("snapshots.every"), "needs cloud.gcp.snapshotLabels: provisioning starts from snapshots with those labels, so without them the keeper's snapshots would never be used")
+		}
+	case ProviderAWS:
+		if len(c.Cloud.AWS.SnapshotTags) == 0 {
+			v.add(key("snapshots.every"), "needs cloud.aws.snapshotTags: provisioning starts from snapshots with those tags, so without them the keeper's snapshots would never be used")
+		}
+	}
+}
+
+// SnapshotLabels are the labels the keeper puts on its snapshots for a
+// provider: the ones provisioning selects by.
+func (c *Config) SnapshotLabels(provider string) map[string]string {
+	switch provider {
+	case ProviderGCP:
+		return c.Cloud.GCP.SnapshotLabels
+	case ProviderAWS:
+		return c.Cloud.AWS.SnapshotTags
+	}
+	return nil
 }

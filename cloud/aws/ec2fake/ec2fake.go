@@ -7,8 +7,8 @@
 // It implements exactly the actions cloud/aws uses: RunInstances (with
 // ClientToken idempotency), DescribeInstances, TerminateInstances,
 // CreateSecurityGroup, AuthorizeSecurityGroupIngress, DescribeSecurityGroups,
-// DeleteSecurityGroup, DescribeSnapshots, DescribeSubnets, DescribeVolumes and
-// DeleteVolume. Any other action answers InvalidAction, and requests missing
+// DeleteSecurityGroup, DescribeSnapshots, CreateSnapshot, DeleteSnapshot,
+// DescribeSubnets, DescribeVolumes and DeleteVolume. Any other action answers InvalidAction, and requests missing
 // a required parameter or carrying an unknown filter fail the way EC2 fails
 // them, so a provider that sends a wrong request fails its tests.
 //
@@ -62,6 +62,7 @@ type Server struct {
 	seq            int
 	bootTime       time.Duration
 	terminateDelay time.Duration
+	snapshotTime   time.Duration
 	regions        map[string]bool
 	instances      []*instance
 	groups         []*group
@@ -130,9 +131,12 @@ type group struct {
 
 type snapshot struct {
 	id, region, owner, state, volumeID string
+	description, stateMessage          string
 	size                               int
 	start                              time.Time
-	tags                               map[string]string
+	// completeAt: a pending snapshot made by CreateSnapshot completes then.
+	completeAt time.Time
+	tags       map[string]string
 }
 
 type subnet struct {
@@ -184,6 +188,43 @@ func (s *Server) SetTerminateDelay(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.terminateDelay = d
+}
+
+// SetSnapshotTime makes a snapshot taken by CreateSnapshot stay "pending"
+// for d before it is "completed" (default 0: completed at the next look,
+// though CreateSnapshot itself answers pending).
+func (s *Server) SetSnapshotTime(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.snapshotTime = d
+}
+
+// SetSnapshotState sets a snapshot's state ("pending", "completed",
+// "error"); a pending one stays pending until set again.
+func (s *Server) SetSnapshotState(id, state string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sn := range s.snapshots {
+		if sn.id == id {
+			sn.state, sn.completeAt = state, time.Time{}
+			if state == "error" {
+				sn.stateMessage = "injected error"
+			}
+		}
+	}
+}
+
+// Snapshots returns every snapshot (any owner, any region), oldest first.
+func (s *Server) Snapshots() []Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.settle()
+	var out []Snapshot
+	for _, sn := range s.snapshots {
+		out = append(out, Snapshot{ID: sn.id, Region: sn.region, OwnerID: sn.owner, State: sn.state, VolumeID: sn.volumeID,
+			SizeGB: sn.size, StartTime: sn.start, Tags: clone(sn.tags)})
+	}
+	return out
 }
 
 // SetNoCapacity makes RunInstances in zone fail with
@@ -311,9 +352,11 @@ func (s *Server) AddSubnet(zone string) (subnetID, vpcID string) {
 	return sn.id, sn.vpc
 }
 
-// Snapshot is an EBS snapshot for AddSnapshot.
+// Snapshot is an EBS snapshot for AddSnapshot (and as Snapshots reports it).
 type Snapshot struct {
 	ID        string // generated when empty
+	Region    string // set by Snapshots; AddSnapshot takes the region apart
+	VolumeID  string // generated when empty
 	OwnerID   string // AccountID when empty
 	State     string // "completed" when empty; or "pending", "error"
 	SizeGB    int
@@ -341,7 +384,10 @@ func (s *Server) AddSnapshot(region string, sn Snapshot) string {
 	if sn.StartTime.IsZero() {
 		sn.StartTime = s.now()
 	}
-	s.snapshots = append(s.snapshots, &snapshot{id: sn.ID, region: region, owner: sn.OwnerID, state: sn.State, volumeID: s.id("vol-"), size: sn.SizeGB, start: sn.StartTime.UTC(), tags: clone(sn.Tags)})
+	if sn.VolumeID == "" {
+		sn.VolumeID = s.id("vol-")
+	}
+	s.snapshots = append(s.snapshots, &snapshot{id: sn.ID, region: region, owner: sn.OwnerID, state: sn.State, volumeID: sn.VolumeID, size: sn.SizeGB, start: sn.StartTime.UTC(), tags: clone(sn.Tags)})
 	return sn.ID
 }
 
@@ -552,6 +598,12 @@ var stateCodes = map[string]int{"pending": 0, "running": 16, "shutting-down": 32
 // settle applies what termination does once it completes: volumes deleted
 // on termination go, the others are detached.
 func (s *Server) settle() {
+	now := s.now()
+	for _, sn := range s.snapshots {
+		if sn.state == "pending" && !sn.completeAt.IsZero() && !now.Before(sn.completeAt) {
+			sn.state, sn.completeAt = "completed", time.Time{}
+		}
+	}
 	for _, in := range s.instances {
 		if in.settled || s.state(in) != "terminated" {
 			continue
@@ -599,6 +651,8 @@ var handlers = map[string]handler{
 	"DescribeSecurityGroups":        (*Server).describeSecurityGroups,
 	"DeleteSecurityGroup":           (*Server).deleteSecurityGroup,
 	"DescribeSnapshots":             (*Server).describeSnapshots,
+	"CreateSnapshot":                (*Server).createSnapshot,
+	"DeleteSnapshot":                (*Server).deleteSnapshot,
 	"DescribeSubnets":               (*Server).describeSubnets,
 	"DescribeVolumes":               (*Server).describeVolumes,
 	"DeleteVolume":                  (*Server).deleteVolume,
@@ -1455,7 +1509,7 @@ func (s *Server) deleteSecurityGroup(region string, f url.Values) (any, *apiErro
 // ---- snapshots, subnets, volumes ----
 
 func (s *Server) describeSnapshots(region string, f url.Values) (any, *apiError) {
-	fs, aerr := filters(f, "status", "owner-id", "snapshot-id", "volume-id", "volume-size")
+	fs, aerr := filters(f, "status", "owner-id", "snapshot-id", "volume-id", "volume-size", "description", "tag-key")
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -1492,6 +1546,8 @@ func (s *Server) describeSnapshots(region string, f url.Values) (any, *apiError)
 				return []string{sn.volumeID}
 			case "volume-size":
 				return []string{strconv.Itoa(sn.size)}
+			case "description":
+				return []string{sn.description}
 			}
 			return nil
 		}) {
@@ -1501,10 +1557,77 @@ func (s *Server) describeSnapshots(region string, f url.Values) (any, *apiError)
 		if sn.state != "completed" {
 			progress = "42%"
 		}
-		out.Snapshots = append(out.Snapshots, xSnapshot{ID: sn.id, VolumeID: sn.volumeID, State: sn.state, StartTime: iso(sn.start), Progress: progress,
-			OwnerID: sn.owner, Size: sn.size, Encrypted: false, StorageTier: "standard", Tags: xTagsOf(sn.tags)})
+		out.Snapshots = append(out.Snapshots, xSnapshot{ID: sn.id, VolumeID: sn.volumeID, State: sn.state, StateMessage: sn.stateMessage, StartTime: iso(sn.start), Progress: progress,
+			OwnerID: sn.owner, Description: sn.description, Size: sn.size, Encrypted: false, StorageTier: "standard", Tags: xTagsOf(sn.tags)})
 	}
 	return out, nil
+}
+
+var (
+	volumeIDRE   = regexp.MustCompile(`^vol-[0-9a-f]{8,17}$`)
+	snapshotIDRE = regexp.MustCompile(`^snap-[0-9a-f]{8,17}$`)
+)
+
+// createSnapshot takes a snapshot of an existing volume; it answers
+// "pending", as EC2 does, and completes after SetSnapshotTime.
+func (s *Server) createSnapshot(region string, f url.Values) (any, *apiError) {
+	id := f.Get("VolumeId")
+	if id == "" {
+		return nil, missing("VolumeId")
+	}
+	if !volumeIDRE.MatchString(id) {
+		return nil, badRequest("InvalidVolumeID.Malformed", "Invalid id: \"%s\" (expecting \"vol-...\")", id)
+	}
+	desc := f.Get("Description")
+	if len(desc) > 255 {
+		return nil, invalid("Value for parameter Description is too long (max 255 characters)")
+	}
+	if loc := f.Get("Location"); loc != "" && loc != "regional" && loc != "local" {
+		return nil, invalid("Invalid value '%s' for Location", loc)
+	}
+	if f.Get("OutpostArn") != "" {
+		return nil, badRequest("UnsupportedOperation", "ec2fake has no Outposts")
+	}
+	tags, aerr := tagSpecs(f, "snapshot")
+	if aerr != nil {
+		return nil, aerr
+	}
+	v := s.volume(region, id)
+	if v == nil {
+		return nil, badRequest("InvalidVolume.NotFound", "The volume '%s' does not exist.", id)
+	}
+	sn := &snapshot{id: s.id("snap-"), region: region, owner: AccountID, state: "pending", volumeID: v.id, description: desc,
+		size: v.size, start: s.now().UTC().Truncate(time.Millisecond), tags: clone(tags["snapshot"])}
+	sn.completeAt = sn.start.Add(s.snapshotTime)
+	s.snapshots = append(s.snapshots, sn)
+	return &xCreateSnapshot{ID: sn.id, VolumeID: sn.volumeID, State: "pending", StartTime: iso(sn.start), Progress: "", OwnerID: sn.owner,
+		Description: desc, Size: sn.size, Encrypted: false, StorageTier: "standard", Tags: xTagsOf(sn.tags)}, nil
+}
+
+func (s *Server) deleteSnapshot(region string, f url.Values) (any, *apiError) {
+	id := f.Get("SnapshotId")
+	if id == "" {
+		return nil, missing("SnapshotId")
+	}
+	if !snapshotIDRE.MatchString(id) {
+		return nil, badRequest("InvalidSnapshotID.Malformed", "Invalid id: \"%s\" (expecting \"snap-...\")", id)
+	}
+	for i, sn := range s.snapshots {
+		if sn.id != id || sn.region != region {
+			continue
+		}
+		if sn.owner != AccountID {
+			return nil, badRequest("UnauthorizedOperation", "You are not authorized to perform this operation on snapshot %s", id)
+		}
+		for _, v := range s.volumes {
+			if !v.deleted && v.snapshotID == id && v.attachedTo != nil && s.state(v.attachedTo) == "pending" {
+				return nil, badRequest("InvalidSnapshot.InUse", "The snapshot %s is currently in use by %s", id, v.id)
+			}
+		}
+		s.snapshots = slices.Delete(s.snapshots, i, i+1)
+		return &xReturn{Return: true}, nil
+	}
+	return nil, badRequest("InvalidSnapshot.NotFound", "The snapshot '%s' does not exist.", id)
 }
 
 func (s *Server) describeSubnets(region string, f url.Values) (any, *apiError) {

@@ -224,17 +224,23 @@ type xDeleteSecurityGroup struct {
 }
 
 type xSnapshot struct {
-	ID          string `xml:"snapshotId"`
-	VolumeID    string `xml:"volumeId"`
-	State       string `xml:"status"`
-	StartTime   string `xml:"startTime"`
-	Progress    string `xml:"progress"`
-	OwnerID     string `xml:"ownerId"`
-	Size        int    `xml:"volumeSize"`
-	Encrypted   bool   `xml:"encrypted"`
-	StorageTier string `xml:"storageTier"`
-	Tags        *xTags `xml:"tagSet,omitempty"`
+	ID           string `xml:"snapshotId"`
+	VolumeID     string `xml:"volumeId"`
+	State        string `xml:"status"`
+	StateMessage string `xml:"statusMessage,omitempty"`
+	StartTime    string `xml:"startTime"`
+	Progress     string `xml:"progress"`
+	OwnerID      string `xml:"ownerId"`
+	Description  string `xml:"description,omitempty"`
+	Size         int    `xml:"volumeSize"`
+	Encrypted    bool   `xml:"encrypted"`
+	StorageTier  string `xml:"storageTier"`
+	Tags         *xTags `xml:"tagSet,omitempty"`
 }
+
+// xCreateSnapshot is CreateSnapshot's answer: the snapshot's fields
+// directly under <CreateSnapshotResponse>.
+type xCreateSnapshot xSnapshot
 
 type xDescribeSnapshots struct {
 	Snapshots []xSnapshot `xml:"snapshotSet>item"`

@@ -53,15 +53,18 @@ type Server struct {
 	disks     map[string]*computepb.Disk     // zone/name
 	firewalls map[string]*computepb.Firewall
 	snapshots map[string]*computepb.Snapshot
-	ops       map[string]*operation // by name
-	byReqID   map[string]*operation
-	exhausted map[string]bool
-	failures  []*failure
-	opFails   []*opFailure
-	hook      func(*http.Request)
-	requests  []string
-	nextID    uint64
-	created   map[string]int // kind → count of resources ever created
+	// snapReady: when an UPLOADING snapshot becomes READY.
+	snapReady  map[string]time.Time
+	uploadTime time.Duration
+	ops        map[string]*operation // by name
+	byReqID    map[string]*operation
+	exhausted  map[string]bool
+	failures   []*failure
+	opFails    []*opFailure
+	hook       func(*http.Request)
+	requests   []string
+	nextID     uint64
+	created    map[string]int // kind → count of resources ever created
 }
 
 type operation struct {
@@ -94,6 +97,7 @@ func New() *Server {
 		disks:     map[string]*computepb.Disk{},
 		firewalls: map[string]*computepb.Firewall{},
 		snapshots: map[string]*computepb.Snapshot{},
+		snapReady: map[string]time.Time{},
 		ops:       map[string]*operation{},
 		byReqID:   map[string]*operation{},
 		exhausted: map[string]bool{},
@@ -132,6 +136,36 @@ func (s *Server) SetOperationDelay(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.opDelay = d
+}
+
+// SetSnapshotUploadTime makes a snapshot taken by snapshots.insert stay
+// UPLOADING for d after its operation is DONE, then READY (default 0:
+// READY when the operation completes). Status goes CREATING (insert
+// answered) → UPLOADING → READY; a delete sets DELETING until its
+// operation completes.
+func (s *Server) SetSnapshotUploadTime(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.uploadTime = d
+}
+
+// Snapshot returns a copy of the snapshot, or nil.
+func (s *Server) Snapshot(name string) *computepb.Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.settle()
+	if sn := s.snapshots[name]; sn != nil {
+		return proto.CloneOf(sn)
+	}
+	return nil
+}
+
+// Snapshots is how many snapshots exist now.
+func (s *Server) Snapshots() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.settle()
+	return len(s.snapshots)
 }
 
 // SetWaitMax bounds how long operations.wait blocks (GCP: about 2 minutes).
@@ -215,7 +249,7 @@ func (s *Server) Firewalls() int {
 	return len(s.firewalls)
 }
 
-// Created is how many resources of kind ("instance", "disk", "firewall")
+// Created is how many resources of kind ("instance", "disk", "firewall", "snapshot")
 // were ever created.
 func (s *Server) Created(kind string) int {
 	s.mu.Lock()
@@ -467,6 +501,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		c.aggregatedDisks()
 	case len(seg) == 2 && seg[0] == "global" && seg[1] == "snapshots" && r.Method == http.MethodGet:
 		c.listSnapshots()
+	case len(seg) == 2 && seg[0] == "global" && seg[1] == "snapshots" && r.Method == http.MethodPost:
+		c.insertSnapshot()
+	case len(seg) == 3 && seg[0] == "global" && seg[1] == "snapshots" && r.Method == http.MethodGet:
+		c.getSnapshot(seg[2])
+	case len(seg) == 3 && seg[0] == "global" && seg[1] == "snapshots" && r.Method == http.MethodDelete:
+		c.deleteSnapshot(seg[2])
 	case len(seg) == 2 && seg[0] == "global" && seg[1] == "firewalls" && r.Method == http.MethodPost:
 		c.insertFirewall()
 	case len(seg) == 2 && seg[0] == "global" && seg[1] == "firewalls" && r.Method == http.MethodGet:
@@ -594,6 +634,17 @@ func (s *Server) settle() {
 		op.pb.EndTime = proto.String(timestamp(now))
 		if op.finish != nil && op.pb.Error == nil {
 			op.finish()
+		}
+	}
+	for name, at := range s.snapReady {
+		sn := s.snapshots[name]
+		if sn == nil || sn.GetStatus() != "UPLOADING" {
+			delete(s.snapReady, name)
+			continue
+		}
+		if !now.Before(at) {
+			sn.Status = proto.String("READY")
+			delete(s.snapReady, name)
 		}
 	}
 }

@@ -623,6 +623,7 @@ func (c *call) listSnapshots() {
 	s := c.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.settle()
 	match, e := parseFilter(c.r.URL.Query().Get("filter"))
 	if e != nil {
 		e.write(c.w)
@@ -642,6 +643,158 @@ func (c *call) listSnapshots() {
 		}
 	}
 	c.reply(out)
+}
+
+var (
+	sourceDiskRE = regexp.MustCompile(`^(?:(?:https://www\.googleapis\.com/compute/v1/)?projects/([^/]+)/)?zones/([^/]+)/disks/([a-z]([-a-z0-9]*[a-z0-9])?)$`)
+	// A region ("europe-west4") or a multi-region ("eu", "us", "asia").
+	storageLocationRE = regexp.MustCompile(`^(?:[a-z]+-[a-z]+[0-9]+|us|eu|asia)$`)
+)
+
+// insertSnapshot is snapshots.insert from a zonal disk (the only source
+// the fake supports): the snapshot is CREATING in the answer, UPLOADING
+// when its (global) operation is DONE and READY after SetSnapshotUploadTime.
+func (c *call) insertSnapshot() {
+	sn := &computepb.Snapshot{}
+	if !c.decode(sn) {
+		return
+	}
+	if !rfc1035.MatchString(sn.GetName()) {
+		badRequest("Invalid value for field 'resource.name': '%s'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'", sn.GetName()).write(c.w)
+		return
+	}
+	if sn.GetSourceDisk() == "" {
+		if sn.GetSourceInstantSnapshot() != "" {
+			badRequest("gcpfake: snapshots only from a sourceDisk").write(c.w)
+			return
+		}
+		badRequest("Invalid value for field 'resource.sourceDisk': ''. The source disk is required").write(c.w)
+		return
+	}
+	m := sourceDiskRE.FindStringSubmatch(sn.GetSourceDisk())
+	if m == nil {
+		badRequest("Invalid value for field 'resource.sourceDisk': '%s'", sn.GetSourceDisk()).write(c.w)
+		return
+	}
+	if m[1] != "" && m[1] != c.project {
+		badRequest("Invalid value for field 'resource.sourceDisk': '%s'. The disk must be in project %s", sn.GetSourceDisk(), c.project).write(c.w)
+		return
+	}
+	zone, diskName := m[2], m[3]
+	if len(sn.GetStorageLocations()) > 1 {
+		badRequest("Invalid value for field 'resource.storageLocations': at most one location may be specified").write(c.w)
+		return
+	}
+	for _, l := range sn.GetStorageLocations() {
+		if !storageLocationRE.MatchString(l) {
+			badRequest("Invalid value for field 'resource.storageLocations[0]': '%s'", l).write(c.w)
+			return
+		}
+	}
+	if e := validLabels("resource", sn.GetLabels()); e != nil {
+		e.write(c.w)
+		return
+	}
+	if sn.Status != nil || sn.Id != nil || sn.DiskSizeGb != nil {
+		badRequest("Invalid value for field 'resource': output-only fields (status, id, diskSizeGb) must not be set").write(c.w)
+		return
+	}
+	s := c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.replay() {
+		return
+	}
+	s.settle()
+	name := sn.GetName()
+	target := c.url("global", "snapshots", name)
+	if _, ok := s.snapshots[name]; ok {
+		errf(409, "alreadyExists", "The resource 'projects/%s/global/snapshots/%s' already exists", c.project, name).write(c.w)
+		return
+	}
+	if !s.zones[zone] {
+		notFound("projects/" + c.project + "/zones/" + zone).write(c.w)
+		return
+	}
+	d := s.disks[zone+"/"+diskName]
+	if d == nil {
+		notFound("projects/" + c.project + "/zones/" + zone + "/disks/" + diskName).write(c.w)
+		return
+	}
+	if d.GetStatus() != "READY" {
+		errf(400, "resourceNotReady", "The resource 'projects/%s/zones/%s/disks/%s' is not ready", c.project, zone, diskName).write(c.w)
+		return
+	}
+	if f := s.takeOpFailure(c.r.URL.Path); f != nil {
+		c.started(c.newOp("", "insert", target, nil, failedOp(f.code, f.message, f.status, strings.ToUpper(httpStatusText(f.status)))))
+		return
+	}
+	if len(sn.StorageLocations) == 0 {
+		sn.StorageLocations = []string{zone[:strings.LastIndexByte(zone, '-')]}
+	}
+	sn.Kind = proto.String("compute#snapshot")
+	sn.Id = proto.Uint64(s.id())
+	sn.SelfLink = proto.String(target)
+	sn.Status = proto.String("CREATING")
+	sn.CreationTimestamp = proto.String(timestamp(time.Now()))
+	sn.DiskSizeGb = proto.Int64(d.GetSizeGb())
+	sn.SourceDisk = d.SelfLink
+	sn.SourceDiskId = proto.String(strconv.FormatUint(d.GetId(), 10))
+	sn.StorageBytes = proto.Int64(0)
+	sn.StorageBytesStatus = proto.String("UPDATING")
+	sn.SnapshotType = proto.String("STANDARD")
+	sn.LabelFingerprint = proto.String("42WmSpB8rSM=")
+	s.snapshots[name] = sn
+	s.created["snapshot"]++
+	c.started(c.newOp("", "insert", target, func() {
+		if s.snapshots[name] != sn {
+			return
+		}
+		sn.StorageBytes = proto.Int64(d.GetSizeGb() << 30 / 3)
+		sn.StorageBytesStatus = proto.String("UP_TO_DATE")
+		if s.uploadTime > 0 {
+			sn.Status = proto.String("UPLOADING")
+			s.snapReady[name] = time.Now().Add(s.uploadTime)
+			return
+		}
+		sn.Status = proto.String("READY")
+	}, nil))
+}
+
+func (c *call) getSnapshot(name string) {
+	s := c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.settle()
+	sn := s.snapshots[name]
+	if sn == nil {
+		notFound("projects/" + c.project + "/global/snapshots/" + name).write(c.w)
+		return
+	}
+	cp := proto.CloneOf(sn)
+	cp.SelfLink = proto.String(c.url("global", "snapshots", name))
+	c.reply(cp)
+}
+
+func (c *call) deleteSnapshot(name string) {
+	s := c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.replay() {
+		return
+	}
+	s.settle()
+	sn := s.snapshots[name]
+	if sn == nil {
+		notFound("projects/" + c.project + "/global/snapshots/" + name).write(c.w)
+		return
+	}
+	sn.Status = proto.String("DELETING")
+	c.started(c.newOp("", "delete", c.url("global", "snapshots", name), func() {
+		if s.snapshots[name] == sn {
+			delete(s.snapshots, name)
+		}
+	}, nil))
 }
 
 // ---- firewalls ----

@@ -1,11 +1,13 @@
 // Package bolt is failoverd's embedded store: one bbolt file in the data
 // directory, for local runs, tests and the off-site deployment.
 //
-// Layout. Buckets incidents, validators and sites map a record's key (ID or
-// name) to its value; incidents-open holds the IDs of open incidents (value
-// empty) so that the reconcile loop's ListIncidents{OpenOnly} reads a handful
-// of records rather than decoding every incident ever closed; meta holds the
-// schema version.
+// Layout. Buckets incidents, validators, sites and snapshot-runs map a
+// record's key (ID or name) to its value; incidents-open holds the IDs of open
+// incidents (value empty) so that the reconcile loop's
+// ListIncidents{OpenOnly} reads a handful of records rather than decoding
+// every incident ever closed; meta holds the schema version. Snapshot runs
+// have no index: there are a few per validator per day at most, and
+// ListSnapshotRuns filters them by decoding.
 //
 // A value is an 8-byte big-endian version counter followed by the record as
 // JSON, with the record's own Version field left out. The counter sits in a
@@ -36,7 +38,10 @@ import (
 )
 
 // SchemaVersion is the layout this package reads and writes. Bump it, with a
-// migration in Open, whenever the layout above changes.
+// migration in Open, whenever the layout above changes in a way an older
+// failoverd would misread. A new bucket is not such a change: Open creates a
+// missing one in place (snapshot-runs joined version 1 that way), and an
+// older failoverd never looks inside a bucket it does not know.
 const SchemaVersion = 1
 
 // ErrLocked: another process holds the database file.
@@ -57,6 +62,7 @@ var (
 	bucketOpen       = []byte("incidents-open")
 	bucketValidators = []byte("validators")
 	bucketSites      = []byte("sites")
+	bucketRuns       = []byte("snapshot-runs")
 	bucketMeta       = []byte("meta")
 	keySchema        = []byte("schema")
 )
@@ -108,9 +114,11 @@ func Open(path string, opts Options) (*Store, error) {
 	return &Store{db: db, path: path}, nil
 }
 
-// initSchema creates the buckets of a new file and refuses a file written by
-// a newer failoverd: reading it would misread records, and writing it would
-// corrupt them for the version that made it.
+// initSchema creates the buckets of a new file, and those a file made by an
+// older failoverd of the same schema lacks, and refuses a file written by a
+// newer failoverd: reading it would misread records, and writing it would
+// corrupt them for the version that made it. Every bucket exists once Open
+// returns, so the accessors never meet a nil bucket.
 func initSchema(tx *bbolt.Tx) error {
 	if meta := tx.Bucket(bucketMeta); meta != nil {
 		raw := meta.Get(keySchema)
@@ -122,7 +130,7 @@ func initSchema(tx *bbolt.Tx) error {
 			return fmt.Errorf("schema version %d is newer than this failoverd understands (%d); run a newer failoverd or restore a backup", v, SchemaVersion)
 		}
 	}
-	for _, name := range [][]byte{bucketIncidents, bucketOpen, bucketValidators, bucketSites, bucketMeta} {
+	for _, name := range [][]byte{bucketIncidents, bucketOpen, bucketValidators, bucketSites, bucketRuns, bucketMeta} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
@@ -262,6 +270,44 @@ func (s *Store) ListSites(ctx context.Context) ([]failover.SiteRecord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list sites: %w", err)
 	}
+	return out, nil
+}
+
+// GetSnapshotRun implements failover.Store.
+func (s *Store) GetSnapshotRun(ctx context.Context, id string) (failover.SnapshotRun, error) {
+	var r failover.SnapshotRun
+	if err := s.get(ctx, bucketRuns, id, &r, &r.Version); err != nil {
+		return failover.SnapshotRun{}, fmt.Errorf("get snapshot run %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// PutSnapshotRun implements failover.Store.
+func (s *Store) PutSnapshotRun(ctx context.Context, r *failover.SnapshotRun) error {
+	rec := *r
+	if err := s.put(ctx, bucketRuns, r.ID, &rec, &rec.Version, nil); err != nil {
+		return fmt.Errorf("put snapshot run %s: %w", r.ID, err)
+	}
+	r.Version = rec.Version
+	return nil
+}
+
+// ListSnapshotRuns implements failover.Store. It decodes every run and
+// filters afterwards: runs are few (see the layout above).
+func (s *Store) ListSnapshotRuns(ctx context.Context, validator string) ([]failover.SnapshotRun, error) {
+	all, err := list(ctx, s.db, bucketRuns, func(r *failover.SnapshotRun) *string { return &r.Version })
+	if err != nil {
+		return nil, fmt.Errorf("list snapshot runs: %w", err)
+	}
+	out := slices.DeleteFunc(all, func(r failover.SnapshotRun) bool {
+		return validator != "" && r.Validator != validator
+	})
+	slices.SortFunc(out, func(a, b failover.SnapshotRun) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 	return out, nil
 }
 

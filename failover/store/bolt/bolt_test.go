@@ -1,6 +1,8 @@
 package bolt
 
 import (
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -40,11 +42,13 @@ func TestPersistsAcrossReopen(t *testing.T) {
 	closed := failover.Incident{ID: "eth-2-1", Validator: "eth-2", State: failover.StateClosed}
 	val := failover.ValidatorRecord{Name: "eth-1", OpenIncident: "eth-1-1", Seq: 1}
 	site := failover.SiteRecord{Name: "home", HeartbeatsSeen: 7}
+	run := failover.SnapshotRun{ID: "eth-1-snap-1", Validator: "eth-1", State: failover.RunSyncing, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 7, time.UTC)}
 	for _, put := range []func() error{
 		func() error { return s.PutIncident(ctx, &open) },
 		func() error { return s.PutIncident(ctx, &closed) },
 		func() error { return s.PutValidator(ctx, &val) },
 		func() error { return s.PutSite(ctx, &site) },
+		func() error { return s.PutSnapshotRun(ctx, &run) },
 	} {
 		if err := put(); err != nil {
 			t.Fatal(err)
@@ -67,6 +71,13 @@ func TestPersistsAcrossReopen(t *testing.T) {
 	gotSite, err := s.GetSite(ctx, "home")
 	if err != nil || gotSite.Version != site.Version || gotSite.HeartbeatsSeen != 7 {
 		t.Errorf("site after reopen: %+v, %v", gotSite, err)
+	}
+	gotRun, err := s.GetSnapshotRun(ctx, "eth-1-snap-1")
+	if err != nil || gotRun.Version != run.Version || !gotRun.CreatedAt.Equal(run.CreatedAt) || gotRun.State != failover.RunSyncing {
+		t.Errorf("snapshot run after reopen: %+v, %v; want version %s, created %s", gotRun, err, run.Version, run.CreatedAt)
+	}
+	if runs, err := s.ListSnapshotRuns(ctx, "eth-1"); err != nil || len(runs) != 1 || runs[0].ID != "eth-1-snap-1" {
+		t.Errorf("eth-1's snapshot runs after reopen: %+v, %v; want only eth-1-snap-1", runs, err)
 	}
 	openList, err := s.ListIncidents(ctx, failover.ListOptions{OpenOnly: true})
 	if err != nil || len(openList) != 1 || openList[0].ID != "eth-1-1" {
@@ -166,6 +177,84 @@ func TestOpenSchema(t *testing.T) {
 				t.Errorf("schema after the refused open is %q, want %q", got, c.schema)
 			}
 		})
+	}
+}
+
+// TestOpenFileWithoutSnapshotRuns opens a file laid out by the failoverd
+// before snapshot runs: schema 1, no snapshot-runs bucket. Open adds the
+// bucket in place, leaves the schema and the old records alone, and the new
+// record works at once and after a restart.
+func TestOpenFileWithoutSnapshotRuns(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "failoverd.db")
+
+	// The older layout, written by hand so that it does not follow later
+	// changes to initSchema.
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc := failover.Incident{ID: "eth-1-1", Validator: "eth-1", State: failover.StateSyncing, Reason: "from before"}
+	data, err := json.Marshal(inc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	val := make([]byte, 8+len(data))
+	binary.BigEndian.PutUint64(val, 3)
+	copy(val[8:], data)
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range []string{"incidents", "incidents-open", "validators", "sites", "meta"} {
+			if _, err := tx.CreateBucket([]byte(name)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket([]byte("incidents")).Put([]byte(inc.ID), val); err != nil {
+			return err
+		}
+		if err := tx.Bucket([]byte("incidents-open")).Put([]byte(inc.ID), nil); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("meta")).Put([]byte("schema"), []byte("1"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openTest(t, path, Options{})
+	got, err := s.GetIncident(ctx, inc.ID)
+	if err != nil || got.Version != "3" || got.Reason != "from before" {
+		t.Errorf("old incident: %+v, %v; want version 3, reason %q", got, err, "from before")
+	}
+	if open, err := s.ListIncidents(ctx, failover.ListOptions{OpenOnly: true}); err != nil || len(open) != 1 {
+		t.Errorf("old open incidents: %d, %v; want 1", len(open), err)
+	}
+	if runs, err := s.ListSnapshotRuns(ctx, ""); err != nil || len(runs) != 0 {
+		t.Errorf("snapshot runs of an old file: %+v, %v; want none, no error", runs, err)
+	}
+	if _, err := s.GetSnapshotRun(ctx, "eth-1-snap-1"); !errors.Is(err, failover.ErrNotFound) {
+		t.Errorf("get snapshot run of an old file: got %v, want ErrNotFound", err)
+	}
+	run := failover.SnapshotRun{ID: "eth-1-snap-1", Validator: "eth-1", State: failover.RunProvisioning}
+	if err := s.PutSnapshotRun(ctx, &run); err != nil {
+		t.Fatalf("create snapshot run in an old file: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	if got := schema(t, path); got != "1" {
+		t.Errorf("schema after adding the bucket is %q, want 1", got)
+	}
+	s = openTest(t, path, Options{})
+	defer s.Close()
+	if got, err := s.GetSnapshotRun(ctx, run.ID); err != nil || got.Version != run.Version {
+		t.Errorf("snapshot run after reopen: %+v, %v; want version %s", got, err, run.Version)
+	}
+	if got, err := s.GetIncident(ctx, inc.ID); err != nil || got.Version != "3" {
+		t.Errorf("old incident after reopen: %+v, %v; want version 3", got, err)
 	}
 }
 

@@ -36,13 +36,17 @@ func Run(t *testing.T, open func(t *testing.T) failover.Store) {
 	t.Run("incident", func(t *testing.T) { incidents().run(t, fresh) })
 	t.Run("validator", func(t *testing.T) { validators().run(t, fresh) })
 	t.Run("site", func(t *testing.T) { sites().run(t, fresh) })
+	t.Run("snapshot run", func(t *testing.T) { snapshotRuns().run(t, fresh) })
 	t.Run("list incidents order", func(t *testing.T) { testListOrder(t, fresh(t)) })
 	t.Run("list incidents filters", func(t *testing.T) { testListFilters(t, fresh(t)) })
+	t.Run("list snapshot runs order", func(t *testing.T) { testRunListOrder(t, fresh(t)) })
+	t.Run("list snapshot runs filters", func(t *testing.T) { testRunListFilters(t, fresh(t)) })
 	t.Run("cancelled context", func(t *testing.T) { testCancelled(t, fresh(t)) })
 }
 
 // kind is one record type as the generic cases see it, so incidents,
-// validators and sites run the very same create/update/conflict cases.
+// validators, sites and snapshot runs run the very same
+// create/update/conflict cases.
 type kind[T any] struct {
 	noun    string
 	sample  func(key string) T // every field set, Version empty
@@ -529,27 +533,131 @@ func sites() kind[failover.SiteRecord] {
 	}
 }
 
-// listIDs lists incidents and checks that each listed one is exactly what
-// Get returns, so a filtered list cannot serve stale or partial records.
+func snapshotRuns() kind[failover.SnapshotRun] {
+	return kind[failover.SnapshotRun]{
+		noun: "snapshot run",
+		sample: func(id string) failover.SnapshotRun {
+			return failover.SnapshotRun{
+				ID:        id,
+				Validator: "eth-1",
+				Provider:  "gcp",
+				State:     failover.RunFailed,
+				Reason:    "snapshot: disk still attached",
+				// The incident fixture's standby: a run's node is the same
+				// record, so every field of it must survive here too.
+				Standby: &failover.Standby{
+					Provider:  "gcp",
+					Name:      "failoverd-eth-1-snap-3",
+					Zone:      "europe-west3-b",
+					State:     "deleted",
+					CreatedAt: at(90*time.Second + 13),
+					DeletedAt: at(2*time.Hour + 19),
+					HourlyUSD: 0.6126,
+					Hours:     2.02,
+					CostUSD:   1.24,
+					Sync: &failover.SyncReport{
+						ExecutionSynced:   true,
+						ConsensusSynced:   true,
+						Optimistic:        true,
+						ELOffline:         true,
+						Health:            206,
+						Peers:             12,
+						ExecutionPeers:    31,
+						SyncDistance:      4711,
+						DiskFreeBytes:     1 << 40,
+						ClockOffsetMillis: -42,
+						NotReady:          []string{"beacon node syncing", "clock off by -42ms"},
+						CheckedAt:         base.Add(4*time.Minute + 999),
+					},
+				},
+				Snapshot:      "failoverd-eth-1-20261121",
+				SnapshotReady: true,
+				Pruned:        []string{"failoverd-eth-1-20261107", "failoverd-eth-1-20261114"},
+				CreatedAt:     base,
+				UpdatedAt:     base.Add(2*time.Hour + 21),
+				FinishedAt:    at(2*time.Hour + 23),
+				Attempts:      2,
+				NextAttemptAt: base.Add(3*time.Hour + 77),
+				History: []failover.Entry{
+					{At: base.Add(1), From: failover.State(failover.RunProvisioning), To: failover.State(failover.RunSyncing), Event: failover.EventProvisioned, Cause: "gcp: instance running"},
+					{At: base.Add(2), From: failover.State(failover.RunCleanup), To: failover.State(failover.RunFailed), Event: failover.EventFail, Cause: "snapshot: disk still attached"},
+				},
+			}
+		},
+		key:     func(r *failover.SnapshotRun) string { return r.ID },
+		version: func(r *failover.SnapshotRun) *string { return &r.Version },
+		get: func(ctx context.Context, s failover.Store, id string) (failover.SnapshotRun, error) {
+			return s.GetSnapshotRun(ctx, id)
+		},
+		put: func(ctx context.Context, s failover.Store, r *failover.SnapshotRun) error {
+			return s.PutSnapshotRun(ctx, r)
+		},
+		list: func(ctx context.Context, s failover.Store) ([]failover.SnapshotRun, error) {
+			return s.ListSnapshotRuns(ctx, "")
+		},
+		// A retry of the failed run: it clears FinishedAt and Pruned.
+		change: func(r *failover.SnapshotRun) {
+			r.History = append(r.History, failover.Entry{At: base.Add(3 * time.Hour), From: failover.State(r.State), To: failover.State(failover.RunProvisioning), Cause: "retry"})
+			r.State = failover.RunProvisioning
+			r.Reason = "retrying"
+			r.SnapshotReady = false
+			r.Pruned = nil
+			r.FinishedAt = nil
+			r.Standby.Sync.SyncDistance = 0
+			r.UpdatedAt = base.Add(3 * time.Hour)
+		},
+		alias: func(r *failover.SnapshotRun) {
+			r.History[0].Cause = "aliased"
+			r.Standby.Name = "aliased"
+			r.Standby.Sync.NotReady[0] = "aliased"
+			*r.Standby.CreatedAt = time.Time{}
+			r.Pruned[0] = "aliased"
+			*r.FinishedAt = time.Time{}
+		},
+		incr:  func(r *failover.SnapshotRun) { r.Attempts++ },
+		count: func(r failover.SnapshotRun) int { return r.Attempts },
+	}
+}
+
+// listed checks that each record a list returned is exactly what Get
+// returns, so a filtered list cannot serve stale or partial records, and
+// returns their keys in list order.
+func (k kind[T]) listed(t *testing.T, s failover.Store, what string, all []T) []string {
+	t.Helper()
+	keys := make([]string, 0, len(all))
+	for _, v := range all {
+		key := k.key(&v)
+		keys = append(keys, key)
+		stored, err := k.get(t.Context(), s, key)
+		if err != nil {
+			t.Errorf("get listed %s %s: %v", k.noun, key, err)
+			continue
+		}
+		if d := diff(stored, v); len(d) > 0 {
+			t.Errorf("%s: %s %s differs from get:\n\t%s", what, k.noun, key, strings.Join(d, "\n\t"))
+		}
+	}
+	return keys
+}
+
+// listIDs lists incidents and checks them with listed.
 func listIDs(t *testing.T, s failover.Store, opts failover.ListOptions) []string {
 	t.Helper()
 	all, err := s.ListIncidents(t.Context(), opts)
 	if err != nil {
 		t.Fatalf("list incidents %+v: %v", opts, err)
 	}
-	ids := make([]string, 0, len(all))
-	for _, inc := range all {
-		ids = append(ids, inc.ID)
-		stored, err := s.GetIncident(t.Context(), inc.ID)
-		if err != nil {
-			t.Errorf("get listed incident %s: %v", inc.ID, err)
-			continue
-		}
-		if d := diff(stored, inc); len(d) > 0 {
-			t.Errorf("list %+v: incident %s differs from get:\n\t%s", opts, inc.ID, strings.Join(d, "\n\t"))
-		}
+	return incidents().listed(t, s, fmt.Sprintf("list %+v", opts), all)
+}
+
+// listRunIDs lists snapshot runs and checks them with listed.
+func listRunIDs(t *testing.T, s failover.Store, validator string) []string {
+	t.Helper()
+	all, err := s.ListSnapshotRuns(t.Context(), validator)
+	if err != nil {
+		t.Fatalf("list snapshot runs %q: %v", validator, err)
 	}
-	return ids
+	return snapshotRuns().listed(t, s, fmt.Sprintf("list snapshot runs %q", validator), all)
 }
 
 func sameIDs(a, b []string) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
@@ -655,13 +763,109 @@ func testListFilters(t *testing.T, s failover.Store) {
 	}
 }
 
+// testRunListOrder is testListOrder for snapshot runs.
+func testRunListOrder(t *testing.T, s failover.Store) {
+	day := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	for _, r := range []struct {
+		id      string
+		created time.Time
+	}{
+		{"run-b", day.Add(1)},
+		{"run-z", day},
+		{"run-a", day.Add(2 * time.Second)},
+		{"run-10", day.Add(time.Second)},
+		{"run-9", day.Add(time.Second)}, // same CreatedAt: the ID decides, as a string
+		{"run-c", day.Add(-time.Hour)},
+	} {
+		run := snapshotRuns().sample(r.id)
+		run.CreatedAt = r.created
+		run.UpdatedAt = day.Add(10*time.Hour - r.created.Sub(day))
+		if err := s.PutSnapshotRun(t.Context(), &run); err != nil {
+			t.Fatalf("put snapshot run %s: %v", r.id, err)
+		}
+	}
+	want := []string{"run-c", "run-z", "run-b", "run-10", "run-9", "run-a"}
+	// The filtered list may take its own path through a store, and must sort.
+	for _, validator := range []string{"", "eth-1"} {
+		if got := listRunIDs(t, s, validator); !sameIDs(got, want) {
+			t.Errorf("list snapshot runs %q: got %v, want %v", validator, got, want)
+		}
+	}
+}
+
+func testRunListFilters(t *testing.T, s failover.Store) {
+	if got := listRunIDs(t, s, ""); len(got) != 0 {
+		t.Errorf("list of an empty store: got %v, want none", got)
+	}
+	if got := listRunIDs(t, s, "eth-1"); len(got) != 0 {
+		t.Errorf("list eth-1 of an empty store: got %v, want none", got)
+	}
+	for i, r := range []struct {
+		id, validator string
+		state         failover.RunState
+	}{
+		{"eth-1-r1", "eth-1", failover.RunDone},
+		{"eth-2-r1", "eth-2", failover.RunSyncing},
+		{"eth-1-r2", "eth-1", failover.RunAborted},
+		{"bera-1-r1", "bera-1", failover.RunSnapshotting},
+		{"eth-10-r1", "eth-10", failover.RunProvisioning}, // "eth-1" is a prefix of its validator, not a match
+		{"eth-1-r3", "eth-1", failover.RunSyncing},
+	} {
+		run := snapshotRuns().sample(r.id)
+		run.Validator, run.State = r.validator, r.state
+		run.CreatedAt = base.Add(time.Duration(i) * time.Minute)
+		if err := s.PutSnapshotRun(t.Context(), &run); err != nil {
+			t.Fatalf("put snapshot run %s: %v", r.id, err)
+		}
+	}
+	for _, c := range []struct {
+		validator string
+		want      []string
+	}{
+		{"", []string{"eth-1-r1", "eth-2-r1", "eth-1-r2", "bera-1-r1", "eth-10-r1", "eth-1-r3"}},
+		{"eth-1", []string{"eth-1-r1", "eth-1-r2", "eth-1-r3"}},
+		{"eth-10", []string{"eth-10-r1"}},
+		{"eth-2", []string{"eth-2-r1"}},
+		{"eth", []string{}},
+		{"nobody", []string{}},
+	} {
+		if got := listRunIDs(t, s, c.validator); !sameIDs(got, c.want) {
+			t.Errorf("list snapshot runs %q: got %v, want %v", c.validator, got, c.want)
+		}
+	}
+
+	// An update that moves a run to another validator moves it between the
+	// filtered lists.
+	run, err := s.GetSnapshotRun(t.Context(), "eth-1-r2")
+	if err != nil {
+		t.Fatalf("get snapshot run eth-1-r2: %v", err)
+	}
+	run.Validator = "eth-2"
+	if err := s.PutSnapshotRun(t.Context(), &run); err != nil {
+		t.Fatalf("put snapshot run eth-1-r2: %v", err)
+	}
+	for _, c := range []struct {
+		validator string
+		want      []string
+	}{
+		{"eth-1", []string{"eth-1-r1", "eth-1-r3"}},
+		{"eth-2", []string{"eth-2-r1", "eth-1-r2"}},
+	} {
+		if got := listRunIDs(t, s, c.validator); !sameIDs(got, c.want) {
+			t.Errorf("after moving eth-1-r2 to eth-2: list snapshot runs %q: got %v, want %v", c.validator, got, c.want)
+		}
+	}
+}
+
 func testCancelled(t *testing.T, s failover.Store) {
 	inc := incidents().sample("inc-1")
 	val := validators().sample("eth-1")
 	site := sites().sample("home")
+	run := snapshotRuns().sample("run-1")
 	incidents().mustPut(t, s, &inc)
 	validators().mustPut(t, s, &val)
 	sites().mustPut(t, s, &site)
+	snapshotRuns().mustPut(t, s, &run)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -669,6 +873,8 @@ func testCancelled(t *testing.T, s failover.Store) {
 	newInc, newVal, newSite := incidents().sample("inc-2"), validators().sample("eth-2"), sites().sample("away")
 	updInc, updVal, updSite := inc, val, site
 	updInc.Reason, updVal.Seq, updSite.HeartbeatsSeen = "changed", 99, 99
+	newRun, updRun := snapshotRuns().sample("run-2"), run
+	updRun.Reason = "changed"
 
 	// check says that the refused call changed nothing.
 	for _, c := range []struct {
@@ -709,6 +915,23 @@ func testCancelled(t *testing.T, s failover.Store) {
 		}},
 		{"update site", func() error { return s.PutSite(ctx, &updSite) }, func(t *testing.T) {
 			sites().expect(t, s, site, "after the refused update")
+		}},
+		{"get snapshot run", func() error { _, err := s.GetSnapshotRun(ctx, "run-1"); return err }, nil},
+		{"list snapshot runs", func() error { _, err := s.ListSnapshotRuns(ctx, ""); return err }, nil},
+		{"list snapshot runs of a validator", func() error { _, err := s.ListSnapshotRuns(ctx, "eth-1"); return err }, nil},
+		{"create snapshot run", func() error { return s.PutSnapshotRun(ctx, &newRun) }, func(t *testing.T) {
+			if newRun.Version != "" {
+				t.Errorf("Version set to %q", newRun.Version)
+			}
+			if _, err := s.GetSnapshotRun(t.Context(), "run-2"); !errors.Is(err, failover.ErrNotFound) {
+				t.Errorf("get after the refused create: got %v, want ErrNotFound", err)
+			}
+		}},
+		{"update snapshot run", func() error { return s.PutSnapshotRun(ctx, &updRun) }, func(t *testing.T) {
+			if updRun.Version != run.Version {
+				t.Errorf("Version changed from %q to %q", run.Version, updRun.Version)
+			}
+			snapshotRuns().expect(t, s, run, "after the refused update")
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

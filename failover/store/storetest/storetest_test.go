@@ -21,6 +21,9 @@ import (
 // memStore is the smallest correct store, kept here to show that the suite
 // passes a correct store; its mutants show that each kind of wrong store fails.
 type memStore struct {
+	// mutant is "name", broken for every table, or "name@table", broken for
+	// that table only: a store can be right for incidents and wrong for the
+	// record added later, and the suite must catch that too.
 	mutant string
 	mu     sync.Mutex
 	tables map[string]map[string]*memRec
@@ -34,11 +37,17 @@ type memRec struct {
 }
 
 func newMem(mutant string) *memStore {
-	return &memStore{mutant: mutant, tables: map[string]map[string]*memRec{"incident": {}, "validator": {}, "site": {}}}
+	return &memStore{mutant: mutant, tables: map[string]map[string]*memRec{"incident": {}, "validator": {}, "site": {}, "run": {}}}
 }
 
-func (m *memStore) ctxErr(ctx context.Context) error {
-	if m.mutant == "ignore-ctx" {
+// is reports whether the store is the named mutant for table.
+func (m *memStore) is(name, table string) bool {
+	mutant, scope, scoped := strings.Cut(m.mutant, "@")
+	return mutant == name && (!scoped || scope == table)
+}
+
+func (m *memStore) ctxErr(ctx context.Context, table string) error {
+	if m.is("ignore-ctx", table) {
 		return nil
 	}
 	return ctx.Err()
@@ -46,40 +55,51 @@ func (m *memStore) ctxErr(ctx context.Context) error {
 
 func memGet[T any](ctx context.Context, m *memStore, table, key string, version func(*T) *string) (T, error) {
 	var v T
-	if err := m.ctxErr(ctx); err != nil {
+	if err := m.ctxErr(ctx, table); err != nil {
 		return v, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.tables[table][key]
 	if !ok {
-		if m.mutant == "missing-nil" {
+		if m.is("missing-nil", table) {
 			return v, nil
 		}
 		return v, fmt.Errorf("get %s %s: %w", table, key, failover.ErrNotFound)
 	}
-	return memDecode(m, r, version)
+	return memDecode(m, table, r, version)
 }
 
-func memDecode[T any](m *memStore, r *memRec, version func(*T) *string) (T, error) {
+func memDecode[T any](m *memStore, table string, r *memRec, version func(*T) *string) (T, error) {
 	var v T
-	if m.mutant == "alias" {
+	if m.is("alias", table) {
 		v = r.shared.(T)
 	} else if err := json.Unmarshal(r.data, &v); err != nil {
 		return v, err
 	}
 	*version(&v) = strconv.Itoa(r.ver)
-	if inc, ok := any(&v).(*failover.Incident); ok && m.mutant == "truncate-time" {
-		inc.CreatedAt = inc.CreatedAt.Truncate(time.Microsecond)
+	switch rec := any(&v).(type) {
+	case *failover.Incident:
+		if m.is("truncate-time", table) {
+			rec.CreatedAt = rec.CreatedAt.Truncate(time.Microsecond)
+		}
+	case *failover.SnapshotRun:
+		if m.is("truncate-time", table) && rec.FinishedAt != nil {
+			t := rec.FinishedAt.Truncate(time.Microsecond)
+			rec.FinishedAt = &t
+		}
+		if m.is("drop-pruned", table) {
+			rec.Pruned = nil
+		}
 	}
 	return v, nil
 }
 
 func memPut[T any](ctx context.Context, m *memStore, table, key string, v *T, version func(*T) *string) error {
-	if key == "" && m.mutant != "empty-key" {
+	if key == "" && !m.is("empty-key", table) {
 		return fmt.Errorf("put %s: empty key", table)
 	}
-	if err := m.ctxErr(ctx); err != nil {
+	if err := m.ctxErr(ctx, table); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -87,11 +107,11 @@ func memPut[T any](ctx context.Context, m *memStore, table, key string, v *T, ve
 	cur, exists := m.tables[table][key]
 	ver := *version(v)
 	switch {
-	case ver == "" && exists && m.mutant != "create-overwrites":
+	case ver == "" && exists && !m.is("create-overwrites", table):
 		return fmt.Errorf("put %s %s: %w", table, key, failover.ErrConflict)
-	case ver != "" && !exists && m.mutant != "update-creates":
+	case ver != "" && !exists && !m.is("update-creates", table):
 		return fmt.Errorf("put %s %s: %w", table, key, failover.ErrNotFound)
-	case exists && ver != "" && ver != strconv.Itoa(cur.ver) && m.mutant != "no-cas":
+	case exists && ver != "" && ver != strconv.Itoa(cur.ver) && !m.is("no-cas", table):
 		return fmt.Errorf("put %s %s: %w", table, key, failover.ErrConflict)
 	}
 	rec := *v
@@ -104,18 +124,18 @@ func memPut[T any](ctx context.Context, m *memStore, table, key string, v *T, ve
 	if exists {
 		next.ver = cur.ver + 1
 		next.wasOpen = cur.wasOpen
-		if m.mutant == "merge" {
+		if m.is("merge", table) {
 			// A patch, not a replacement: what the update left out survives.
 			var merged T
 			_ = json.Unmarshal(cur.data, &merged)
 			_ = json.Unmarshal(data, &merged)
 			next.data, _ = json.Marshal(merged)
 		}
-		if m.mutant == "no-version-bump" {
+		if m.is("no-version-bump", table) {
 			next.ver = cur.ver
 		}
 	}
-	if inc, ok := any(v).(*failover.Incident); ok && (!exists || m.mutant != "stale-index") {
+	if inc, ok := any(v).(*failover.Incident); ok && (!exists || !m.is("stale-index", table)) {
 		next.wasOpen = inc.State.Open()
 	}
 	m.tables[table][key] = next
@@ -124,14 +144,14 @@ func memPut[T any](ctx context.Context, m *memStore, table, key string, v *T, ve
 }
 
 func memList[T any](ctx context.Context, m *memStore, table string, version func(*T) *string) ([]T, error) {
-	if err := m.ctxErr(ctx); err != nil {
+	if err := m.ctxErr(ctx, table); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []T
 	for _, r := range m.tables[table] {
-		v, err := memDecode(m, r, version)
+		v, err := memDecode(m, table, r, version)
 		if err != nil {
 			return nil, err
 		}
@@ -140,9 +160,27 @@ func memList[T any](ctx context.Context, m *memStore, table string, version func
 	return out, nil
 }
 
+// memSort orders records by CreatedAt, then ID, as the interface promises
+// for incidents and snapshot runs; the sort mutants get it wrong.
+func memSort[T any](m *memStore, table string, out []T, created func(T) time.Time, id func(T) string) {
+	slices.SortFunc(out, func(a, b T) int {
+		switch {
+		case m.is("sort-by-id", table):
+			return strings.Compare(id(a), id(b))
+		case m.is("sort-as-text", table):
+			return strings.Compare(created(a).Format(time.RFC3339Nano)+id(a), created(b).Format(time.RFC3339Nano)+id(b))
+		}
+		if c := created(a).Compare(created(b)); c != 0 {
+			return c
+		}
+		return strings.Compare(id(a), id(b))
+	})
+}
+
 func incVer(i *failover.Incident) *string        { return &i.Version }
 func valVer(v *failover.ValidatorRecord) *string { return &v.Version }
 func siteVer(s *failover.SiteRecord) *string     { return &s.Version }
+func runVer(r *failover.SnapshotRun) *string     { return &r.Version }
 
 func (m *memStore) GetIncident(ctx context.Context, id string) (failover.Incident, error) {
 	return memGet(ctx, m, "incident", id, incVer)
@@ -160,7 +198,7 @@ func (m *memStore) ListIncidents(ctx context.Context, opts failover.ListOptions)
 	var out []failover.Incident
 	for _, inc := range all {
 		match := opts.Match(inc)
-		if m.mutant == "stale-index" && opts.OpenOnly {
+		if m.is("stale-index", "incident") && opts.OpenOnly {
 			m.mu.Lock()
 			wasOpen := m.tables["incident"][inc.ID].wasOpen
 			m.mu.Unlock()
@@ -170,18 +208,7 @@ func (m *memStore) ListIncidents(ctx context.Context, opts failover.ListOptions)
 			out = append(out, inc)
 		}
 	}
-	slices.SortFunc(out, func(a, b failover.Incident) int {
-		switch m.mutant {
-		case "sort-by-id":
-			return strings.Compare(a.ID, b.ID)
-		case "sort-as-text":
-			return strings.Compare(a.CreatedAt.Format(time.RFC3339Nano)+a.ID, b.CreatedAt.Format(time.RFC3339Nano)+b.ID)
-		}
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	memSort(m, "incident", out, func(i failover.Incident) time.Time { return i.CreatedAt }, func(i failover.Incident) string { return i.ID })
 	return out, nil
 }
 
@@ -207,6 +234,36 @@ func (m *memStore) PutSite(ctx context.Context, s *failover.SiteRecord) error {
 
 func (m *memStore) ListSites(ctx context.Context) ([]failover.SiteRecord, error) {
 	return memList(ctx, m, "site", siteVer)
+}
+
+func (m *memStore) GetSnapshotRun(ctx context.Context, id string) (failover.SnapshotRun, error) {
+	return memGet(ctx, m, "run", id, runVer)
+}
+
+func (m *memStore) PutSnapshotRun(ctx context.Context, r *failover.SnapshotRun) error {
+	return memPut(ctx, m, "run", r.ID, r, runVer)
+}
+
+func (m *memStore) ListSnapshotRuns(ctx context.Context, validator string) ([]failover.SnapshotRun, error) {
+	all, err := memList(ctx, m, "run", runVer)
+	if err != nil {
+		return nil, err
+	}
+	var out []failover.SnapshotRun
+	for _, r := range all {
+		match := validator == "" || r.Validator == validator
+		switch {
+		case m.is("prefix-filter", "run"):
+			match = strings.HasPrefix(r.Validator, validator)
+		case m.is("no-filter", "run"):
+			match = true
+		}
+		if match {
+			out = append(out, r)
+		}
+	}
+	memSort(m, "run", out, func(r failover.SnapshotRun) time.Time { return r.CreatedAt }, func(r failover.SnapshotRun) string { return r.ID })
+	return out, nil
 }
 
 func (m *memStore) Close() error { return nil }
@@ -245,6 +302,29 @@ func TestMutantsFail(t *testing.T) {
 		{"stale-index", "list_incidents_filters"},
 		{"ignore-ctx", "cancelled_context"},
 		{"empty-key", "empty_key"},
+		// The same faults in snapshot runs alone, with incidents, validators
+		// and sites right: the run cases must catch each by themselves.
+		{"no-cas@run", "snapshot_run/update"},
+		{"no-cas@run", "snapshot_run/concurrent_increments"},
+		{"create-overwrites@run", "snapshot_run/create_twice"},
+		{"create-overwrites@run", "snapshot_run/concurrent_creates"},
+		{"update-creates@run", "snapshot_run/update_missing"},
+		{"missing-nil@run", "snapshot_run/get_missing"},
+		{"no-version-bump@run", "snapshot_run/update"},
+		{"merge@run", "snapshot_run/update"},
+		{"alias@run", "snapshot_run/returned_values_are_copies"},
+		{"alias@run", "snapshot_run/create_then_get"},
+		{"truncate-time@run", "snapshot_run/create_then_get"},
+		{"drop-pruned@run", "snapshot_run/create_then_get"},
+		{"empty-key@run", "snapshot_run/empty_key"},
+		{"sort-by-id@run", "list_snapshot_runs_order"},
+		{"sort-as-text@run", "list_snapshot_runs_order"},
+		{"prefix-filter@run", "list_snapshot_runs_filters"},
+		{"no-filter@run", "list_snapshot_runs_filters"},
+		{"ignore-ctx@run", "cancelled_context/get_snapshot_run"},
+		{"ignore-ctx@run", "cancelled_context/list_snapshot_runs_of_a_validator"},
+		{"ignore-ctx@run", "cancelled_context/create_snapshot_run"},
+		{"ignore-ctx@run", "cancelled_context/update_snapshot_run"},
 	} {
 		t.Run(c.mutant+"/"+c.failsIn, func(t *testing.T) {
 			t.Parallel()
@@ -273,6 +353,7 @@ func TestDiffSeesEveryField(t *testing.T) {
 		{"incident", func() any { v := incidents().sample("x"); v.Version = "7"; return &v }},
 		{"validator", func() any { v := validators().sample("x"); v.Version = "7"; return &v }},
 		{"site", func() any { v := sites().sample("x"); v.Version = "7"; return &v }},
+		{"snapshot run", func() any { v := snapshotRuns().sample("x"); v.Version = "7"; return &v }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			n := len(perturbations("", reflect.ValueOf(c.sample()).Elem()))

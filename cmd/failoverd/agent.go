@@ -1,0 +1,103 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/failoverd/failoverd/failover/agent"
+)
+
+type agentFlags struct {
+	listen       string
+	certFile     string
+	keyFile      string
+	clientCA     string
+	executionURL string
+	beaconURL    string
+	dataPath     string
+	controlDir   string
+	timeout      time.Duration
+	logFormat    string
+	logLevel     string
+}
+
+func newAgentCmd(e *env) *cobra.Command {
+	var f agentFlags
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the standby agent (on a cloud standby node): report sync status to failoverd",
+		Long: `Run the standby agent. It runs ON a standby node that failoverd created in a
+cloud, next to the node's execution client and beacon node (installed there by
+the bootstrap), not where 'failoverd serve' runs. failoverd polls it to learn
+when the standby has caught up.
+
+It serves GET /v1/status over mutual TLS 1.3: execution eth_syncing and
+net_peerCount, beacon /eth/v1/node/syncing, /health and /peer_count, disk free
+on --data-path and the agent's clock. POST /v1/keys answers 501 until key
+import arrives with approve-migration. There is no plain-HTTP port.
+
+Threat model: the port faces the internet, so only failoverd's client certificate
+(CN "failoverd", CA in --client-ca) is answered; the agent holds no keys and changes nothing.
+
+The credentials are made per standby by failoverd's CA and delivered by the
+bootstrap; see failover/agent/README.md.`,
+		Example: `  failoverd agent --tls-cert /etc/failoverd/agent.crt --tls-key /etc/failoverd/agent.key \
+    --client-ca /etc/failoverd/client-ca.crt
+  failoverd agent --listen 0.0.0.0:7443 --tls-cert agent.crt --tls-key agent.key --client-ca ca.crt \
+    --execution-url http://127.0.0.1:8545 --beacon-url http://127.0.0.1:5052 --data-path /var/lib/failoverd-chain`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runAgent(cmd, e, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", fmt.Sprintf("0.0.0.0:%d", agent.DefaultPort), "address to serve mutual TLS on")
+	fl.StringVar(&f.certFile, "tls-cert", "", "this standby's certificate, PEM (required)")
+	fl.StringVar(&f.keyFile, "tls-key", "", "this standby's private key, PEM (required)")
+	fl.StringVar(&f.clientCA, "client-ca", "", "failoverd's CA certificate, PEM: the only issuer of accepted client certificates (required)")
+	fl.StringVar(&f.executionURL, "execution-url", "http://127.0.0.1:8545", "the execution client's JSON-RPC endpoint")
+	fl.StringVar(&f.beaconURL, "beacon-url", "http://127.0.0.1:5052", "the beacon node's REST API")
+	fl.StringVar(&f.dataPath, "data-path", "/var/lib/failoverd-chain", "a path on the chain-data disk, whose free space is reported")
+	fl.StringVar(&f.controlDir, "control-dir", "", "directory shared with the host through which a clean stop of the clients is requested (POST /v1/clients/stop); empty: stops are refused")
+	fl.DurationVar(&f.timeout, "timeout", agent.DefaultTimeout, "how long to wait for the local clients on each status request")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+func runAgent(cmd *cobra.Command, e *env, f agentFlags) error {
+	var missing []string
+	for _, r := range []struct{ flag, v string }{{"--tls-cert", f.certFile}, {"--tls-key", f.keyFile}, {"--client-ca", f.clientCA}} {
+		if strings.TrimSpace(r.v) == "" {
+			missing = append(missing, r.flag)
+		}
+	}
+	if len(missing) > 0 {
+		return &usageError{fmt.Errorf("agent needs %s: the agent never serves without mutual TLS (see 'failoverd agent --help')",
+			strings.Join(missing, ", "))}
+	}
+	if f.timeout <= 0 {
+		return &usageError{errors.New("--timeout must be positive")}
+	}
+	log, err := newLogger(e.stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+	return agent.Run(cmd.Context(), agent.Options{
+		Listen:       f.listen,
+		CertFile:     f.certFile,
+		KeyFile:      f.keyFile,
+		ClientCAFile: f.clientCA,
+		ExecutionURL: f.executionURL,
+		BeaconURL:    f.beaconURL,
+		DataPath:     f.dataPath,
+		ControlDir:   f.controlDir,
+		Timeout:      f.timeout,
+		Logger:       log,
+		Version:      version,
+	})
+}
