@@ -1,21 +1,49 @@
 #!/usr/bin/env bash
-# Builds the pinned real components the tests run (Alertmanager, amtool) into
-# a cache directory, once: a later run with the same tools/go.mod and go.sum
-# finds them there and does nothing. Prints the bin directory on stdout.
+# Builds the pinned real components the tests run into a cache directory, once:
+#   - Alertmanager, amtool            (tools/go.mod)
+#   - kube-apiserver v1.31.0          (tools/kube/go.mod, its own module: it
+#                                      needs a replace per staging module)
+# Each group has its own stamp (a hash of its go.mod and go.sum, and the
+# link flags), so a later run with the same pins finds them there and does
+# nothing. Prints the bin directory on stdout, and nothing else.
+# etcd, which kube-apiserver needs, comes from Debian (etcd-server): see .ci/run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${FAILOVERD_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/failoverd/tools}
 bin="$dir/bin"
-stamp=$(cat "$root/tools/go.mod" "$root/tools/go.sum" | sha256sum | cut -c1-16)
-if [ -f "$bin/.stamp" ] && [ "$(cat "$bin/.stamp")" = "$stamp" ] && [ -x "$bin/alertmanager" ]; then
-  echo "$bin"
-  exit 0
-fi
 mkdir -p "$bin"
-echo "building pinned test tools into $bin (first run only, ~1 minute)" >&2
-cd "$root/tools"
-go build -o "$bin/" \
-  github.com/prometheus/alertmanager/cmd/alertmanager \
-  github.com/prometheus/alertmanager/cmd/amtool
-echo "$stamp" > "$bin/.stamp"
+
+# stamp_ok STAMPFILE HASH BINARY...: the binaries exist and were built from HASH.
+stamp_ok() {
+  local file=$1 hash=$2
+  shift 2
+  [ -f "$file" ] && [ "$(cat "$file")" = "$hash" ] || return 1
+  local b
+  for b in "$@"; do [ -x "$bin/$b" ] || return 1; done
+}
+
+# Alertmanager and amtool.
+stamp=$(cat "$root/tools/go.mod" "$root/tools/go.sum" | sha256sum | cut -c1-16)
+if ! stamp_ok "$bin/.stamp" "$stamp" alertmanager amtool; then
+  echo "building Alertmanager and amtool into $bin (first run only, ~1 minute)" >&2
+  (cd "$root/tools" && go build -o "$bin/" \
+    github.com/prometheus/alertmanager/cmd/alertmanager \
+    github.com/prometheus/alertmanager/cmd/amtool)
+  echo "$stamp" >"$bin/.stamp"
+fi
+
+# kube-apiserver. Without the version ldflags it reports v0.0.0 and helm's
+# kubeVersion checks trip (shared/TOOLING.md).
+kube_version=v1.31.0
+kube_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$kube_version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=31 -X k8s.io/component-base/version.gitTreeState=clean"
+kstamp=$( (cat "$root/tools/kube/go.mod" "$root/tools/kube/go.sum"; echo "$kube_ldflags") | sha256sum | cut -c1-16)
+if ! stamp_ok "$bin/.stamp-kube-apiserver" "$kstamp" kube-apiserver; then
+  echo "building kube-apiserver $kube_version into $bin (first run only, ~4 minutes)" >&2
+  # Build beside the target and rename, so a test never runs a half-written binary.
+  (cd "$root/tools/kube" && go build -trimpath -ldflags "$kube_ldflags" \
+    -o "$bin/.kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
+  mv -f "$bin/.kube-apiserver.tmp" "$bin/kube-apiserver"
+  echo "$kstamp" >"$bin/.stamp-kube-apiserver"
+fi
+
 echo "$bin"

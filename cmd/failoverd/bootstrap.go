@@ -97,13 +97,7 @@ func bootstrapRender(e *env, f bootstrapRenderFlags) error {
 				v.Name, strings.Join(cfg.ProvidersFor(v), ", "), provider)
 		}
 	}
-	in := bootstrap.Input{
-		Validator: v.Name, Chain: v.Chain, Network: v.Network,
-		Execution: bootstrap.Client{Name: v.Clients.Execution.Name, Version: v.Clients.Execution.Version, Image: v.Clients.Execution.Image},
-		Consensus: bootstrap.Client{Name: v.Clients.Consensus.Name, Version: v.Clients.Consensus.Version, Image: v.Clients.Consensus.Image},
-		Agent:     bootstrap.PlaceholderAgent(cfg.Agent.Image, cfg.Agent.Port),
-	}
-	out, err := bootstrap.RenderFor(in, provider)
+	out, err := bootstrap.RenderFor(bootstrapInput(v, bootstrap.PlaceholderAgent(cfg.Agent.Image, cfg.Agent.Port)), provider)
 	if err != nil {
 		return fmt.Errorf("validator %s: %w", v.Name, err)
 	}
@@ -116,4 +110,15 @@ func bootstrapRender(e *env, f bootstrapRenderFlags) error {
 	}
 	fmt.Fprintf(e.stderr, "failoverd: wrote %s (%d bytes, %s bootstrap for %s)\n", f.output, len(out), provider, v.Name)
 	return nil
+}
+
+// bootstrapInput is what a standby of validator v boots with: its clients
+// from the fleet entry, and the agent with its credentials.
+func bootstrapInput(v config.Validator, a bootstrap.Agent) bootstrap.Input {
+	return bootstrap.Input{
+		Validator: v.Name, Chain: v.Chain, Network: v.Network,
+		Execution: bootstrap.Client{Name: v.Clients.Execution.Name, Version: v.Clients.Execution.Version, Image: v.Clients.Execution.Image},
+		Consensus: bootstrap.Client{Name: v.Clients.Consensus.Name, Version: v.Clients.Consensus.Version, Image: v.Clients.Consensus.Image},
+		Agent:     a,
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/api/option"
@@ -12,7 +13,10 @@ import (
 	"github.com/failoverd/failoverd/cloud/aws"
 	"github.com/failoverd/failoverd/cloud/gcp"
 	"github.com/failoverd/failoverd/cloud/sim"
+	"github.com/failoverd/failoverd/failover"
+	"github.com/failoverd/failoverd/failover/bootstrap"
 	"github.com/failoverd/failoverd/failover/config"
+	"github.com/failoverd/failoverd/failover/pki"
 )
 
 // buildProviders makes a client for each provider the configuration uses.
@@ -37,7 +41,9 @@ func buildProviders(ctx context.Context, cfg *config.Config, reg prometheus.Regi
 				opts = append(opts, option.WithoutAuthentication())
 			}
 			p, err = gcp.New(ctx, gcp.Options{
-				Project: g.Project, MachineType: g.MachineType, DiskType: g.DiskType, DiskGB: g.DiskGB,
+				// Only the agent's port: the clients' APIs listen on the standby's loopback.
+				APIPorts: []gcp.PortRule{{Protocol: "tcp", Port: cfg.Agent.Port}},
+				Project:  g.Project, MachineType: g.MachineType, DiskType: g.DiskType, DiskGB: g.DiskGB,
 				BootImage: g.BootImage, Network: g.Network, Subnetwork: g.Subnetwork, Spot: g.Spot,
 				APISourceRanges: g.APISourceRanges, SnapshotLabels: g.SnapshotLabels,
 				OperationTimeout: g.OperationTimeout, Endpoint: g.Endpoint, ClientOptions: opts,
@@ -45,7 +51,8 @@ func buildProviders(ctx context.Context, cfg *config.Config, reg prometheus.Regi
 		case config.ProviderAWS:
 			a := cfg.Cloud.AWS
 			p, err = aws.New(ctx, aws.Options{
-				Zones: a.Zones, Subnets: a.Subnets, InstanceType: a.InstanceType, AMIs: a.AMIs,
+				APIPorts: []aws.PortRule{{Protocol: "tcp", Port: cfg.Agent.Port}},
+				Zones:    a.Zones, Subnets: a.Subnets, InstanceType: a.InstanceType, AMIs: a.AMIs,
 				VolumeGB: a.VolumeGB, VolumeType: a.VolumeType, SnapshotTags: a.SnapshotTags,
 				VolumeInitializationRate: a.VolumeInitializationRate, Spot: a.Spot,
 				APISourceRanges: a.APISourceRanges, Endpoint: a.Endpoint,
@@ -59,4 +66,31 @@ func buildProviders(ctx context.Context, cfg *config.Config, reg prometheus.Regi
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// standbyBootstrap renders what a real-cloud standby boots with: the
+// validator's clients and the agent with credentials made for this standby.
+// It is deterministic (the credentials derive from the CA seed, the standby
+// name and the incident's creation second), so a repeated create sends the
+// same bytes. The simulated cloud boots nothing.
+func standbyBootstrap(cfg *config.Config, auth *pki.Authority) func(context.Context, failover.Incident, string) ([]byte, error) {
+	return func(_ context.Context, inc failover.Incident, provider string) ([]byte, error) {
+		if provider == config.ProviderSim {
+			return nil, nil
+		}
+		v, ok := cfg.Validator(inc.Validator)
+		if !ok {
+			return nil, fmt.Errorf("validator %s is not in the fleet", inc.Validator)
+		}
+		cert, key, err := auth.StandbyCredentials(cloud.NameFor(inc.ID), inc.CreatedAt.Truncate(time.Second))
+		if err != nil {
+			return nil, err
+		}
+		a := bootstrap.Agent{Image: cfg.Agent.Image, Port: cfg.Agent.Port, CACertPEM: auth.CAPEM(), CertPEM: cert, KeyPEM: key}
+		out, err := bootstrap.RenderFor(bootstrapInput(v, a), provider)
+		if err != nil {
+			return nil, err
+		}
+		return bootstrap.Pack(out, provider)
+	}
 }

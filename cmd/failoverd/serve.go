@@ -18,9 +18,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/failoverd/failoverd/failover"
+	"github.com/failoverd/failoverd/failover/agent"
 	"github.com/failoverd/failoverd/failover/alertmanager"
 	"github.com/failoverd/failoverd/failover/config"
 	"github.com/failoverd/failoverd/failover/httpapi"
+	"github.com/failoverd/failoverd/failover/pki"
 	"github.com/failoverd/failoverd/failover/store/bolt"
 )
 
@@ -143,6 +145,16 @@ func serve(ctx context.Context, e *env, f serveFlags, cmd *cobra.Command) error 
 	if err != nil {
 		return err
 	}
+	// failoverd's own small CA: it makes each standby's agent credentials
+	// and failoverd's client certificate (mutual TLS to the agents).
+	auth, err := pki.LoadOrCreate(filepath.Join(cfg.DataDir, "pki"))
+	if err != nil {
+		return fmt.Errorf("standby credentials: %w", err)
+	}
+	agents, err := agent.NewClient(auth, cfg.Agent.Port)
+	if err != nil {
+		return err
+	}
 
 	var notifier failover.Notifier
 	if cfg.Notify.AlertmanagerURL != "" {
@@ -155,6 +167,7 @@ func serve(ctx context.Context, e *env, f serveFlags, cmd *cobra.Command) error 
 
 	engine, err := failover.New(failover.Options{
 		Config: cfg, Store: store, Providers: providers, Notifier: notifier,
+		Sync: agents, Bootstrap: standbyBootstrap(cfg, auth),
 		Logger: log, Metrics: failover.NewMetrics(reg), Registerer: reg,
 	})
 	if err != nil {
