@@ -51,6 +51,9 @@ fleet:
     chain: ethereum
     network: mainnet
     site: basement
+    clients:
+      execution: {name: geth, version: v1.16.7}
+      consensus: {name: lighthouse, version: v8.0.1}
 `, port, filepath.Join(dir, "data"), cloudYAML)
 	file := filepath.Join(dir, "failoverd.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
@@ -182,7 +185,7 @@ func TestCrashDuringProvisioningGCP(t *testing.T) {
 			close(g.release)
 
 			d.start()
-			inc := d.waitState("syncing", "standby agent")
+			inc := d.waitState("syncing", "waiting for its agent")
 			if inc.Standby == nil || inc.Standby.Name != "fo-eth-mainnet-1-1" {
 				t.Fatalf("standby %+v", inc.Standby)
 			}
@@ -240,7 +243,7 @@ func TestCrashDuringProvisioningAWS(t *testing.T) {
 
 			runsBefore := fake.Calls("RunInstances")
 			d.start()
-			inc := d.waitState("syncing", "standby agent")
+			inc := d.waitState("syncing", "waiting for its agent")
 			if inc.Standby == nil || inc.Standby.Name != "fo-eth-mainnet-1-1" {
 				t.Fatalf("standby %+v", inc.Standby)
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -93,4 +94,25 @@ func standbyBootstrap(cfg *config.Config, auth *pki.Authority) func(context.Cont
 		}
 		return bootstrap.Pack(out, provider)
 	}
+}
+
+// checkBootstraps renders, with placeholder credentials, the bootstrap of
+// every validator that may go to a real cloud, so that a fleet entry the
+// bootstrap cannot serve (no clients, an unknown client, a client of another
+// chain) is refused when the configuration is loaded, not in the middle of
+// an outage.
+func checkBootstraps(cfg *config.Config) error {
+	var errs []error
+	for _, v := range cfg.Fleet {
+		for _, p := range cfg.ProvidersFor(v) {
+			if p != config.ProviderGCP && p != config.ProviderAWS {
+				continue
+			}
+			in := bootstrapInput(v, bootstrap.PlaceholderAgent(cfg.Agent.Image, cfg.Agent.Port))
+			if _, err := bootstrap.RenderFor(in, p); err != nil {
+				errs = append(errs, fmt.Errorf("fleet entry %s (clients for its %s standby): %w", v.Name, p, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -112,6 +112,9 @@ func serve(ctx context.Context, e *env, f serveFlags, cmd *cobra.Command) error 
 	for _, w := range cfg.Warnings() {
 		log.Warn("config: " + w)
 	}
+	if err := checkBootstraps(cfg); err != nil {
+		return err
+	}
 
 	webhookToken, err := readToken(e.getenv, "FAILOVERD_WEBHOOK_TOKEN", cfg.Auth.WebhookTokenFile)
 	if err != nil {
@@ -251,6 +254,9 @@ when the configuration would not start.`,
 			cfg, err := config.Load(config.LoadOptions{File: file, Getenv: e.getenv})
 			if err != nil {
 				return err
+			}
+			if err := checkBootstraps(cfg); err != nil {
+				return fmt.Errorf("%s: %w", file, err)
 			}
 			if out == outJSON {
 				return writeJSON(e.stdout, map[string]any{"valid": true, "warnings": cfg.Warnings(), "config": cfg})

@@ -568,7 +568,9 @@ func (s *Server) newInstance(region, zone string, sn *subnet) *instance {
 		privateIP: fmt.Sprintf("10.0.%d.%d", n/250%250, n%250+2), eni: s.id("eni-"),
 	}
 	if sn.mapPublicIP {
-		in.publicIP = fmt.Sprintf("203.0.%d.%d", n/250%250, n%250+2)
+		// Loopback, never a routable address: whatever dials a fake
+		// standby (failoverd's agent client) must stay on this machine.
+		in.publicIP = fmt.Sprintf("127.1.%d.%d", n/250%250, n%250+2)
 	}
 	root := &volume{id: s.id("vol-"), region: region, zone: zone, volumeType: "gp3", size: 8, created: in.launch, tags: map[string]string{}, attachedTo: in, device: "/dev/xvda", deleteOnTermination: true}
 	s.volumes = append(s.volumes, root)

@@ -47,6 +47,8 @@ type Server struct {
 
 	mu        sync.Mutex
 	opDelay   time.Duration
+	// externalIP, when set, is every new instance's external address.
+	externalIP string
 	waitMax   time.Duration
 	zones     map[string]bool
 	instances map[string]*computepb.Instance // zone/name
@@ -128,6 +130,15 @@ func (s *Server) AddZone(zone string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.zones[zone] = true
+}
+
+// SetExternalIP makes every instance created from now on report ip as its
+// external address: "127.0.0.1" lets a test run the standby's agent on
+// loopback where failoverd will look for it.
+func (s *Server) SetExternalIP(ip string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.externalIP = ip
 }
 
 // SetOperationDelay makes operations take d to reach DONE (default 0: DONE

@@ -168,7 +168,12 @@ func (c *call) insertInstance(zone string) {
 		nic.NetworkIP = proto.String(fmt.Sprintf("10.128.%d.%d", (in.GetId()>>8)%250, in.GetId()%250+2))
 		for _, ac := range nic.GetAccessConfigs() {
 			ac.Kind = proto.String("compute#accessConfig")
-			ac.NatIP = proto.String(fmt.Sprintf("34.%d.%d.%d", in.GetId()%200+1, (in.GetId()>>8)%250, (in.GetId()>>16)%250+1))
+			// Loopback, never a routable address: whatever dials a fake
+			// standby (failoverd's agent client) must stay on this machine.
+			ac.NatIP = proto.String(fmt.Sprintf("127.2.%d.%d", (in.GetId()>>8)%250, in.GetId()%250+2))
+			if c.s.externalIP != "" {
+				ac.NatIP = proto.String(c.s.externalIP)
+			}
 			ac.NetworkTier = proto.String("PREMIUM")
 		}
 	}
