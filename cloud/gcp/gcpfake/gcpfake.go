@@ -45,16 +45,16 @@ const apiBase = "https://www.googleapis.com/compute/v1/"
 type Server struct {
 	srv *httptest.Server
 
-	mu        sync.Mutex
-	opDelay   time.Duration
+	mu      sync.Mutex
+	opDelay time.Duration
 	// externalIP, when set, is every new instance's external address.
 	externalIP string
-	waitMax   time.Duration
-	zones     map[string]bool
-	instances map[string]*computepb.Instance // zone/name
-	disks     map[string]*computepb.Disk     // zone/name
-	firewalls map[string]*computepb.Firewall
-	snapshots map[string]*computepb.Snapshot
+	waitMax    time.Duration
+	zones      map[string]bool
+	instances  map[string]*computepb.Instance // zone/name
+	disks      map[string]*computepb.Disk     // zone/name
+	firewalls  map[string]*computepb.Firewall
+	snapshots  map[string]*computepb.Snapshot
 	// snapReady: when an UPLOADING snapshot becomes READY.
 	snapReady  map[string]time.Time
 	uploadTime time.Duration
