@@ -867,6 +867,14 @@ func (e *Engine) budgetLocked(ctx context.Context) (float64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("list incidents for the budget: %w", err)
 	}
+	// The snapshot keeper's nodes spend the same budget.
+	runs, err := e.store.ListSnapshotRuns(ctx, "")
+	if err != nil {
+		return 0, fmt.Errorf("list snapshot runs for the budget: %w", err)
+	}
+	for _, r := range runs {
+		all = append(all, Incident{Standby: r.Standby})
+	}
 	e.budgetUsed, e.budgetAt = StandbyHours(all, t), t
 	e.m.StandbyHours.Set(e.budgetUsed)
 	return e.budgetUsed, nil

@@ -122,6 +122,17 @@ func (e *Engine) keep(ctx context.Context, vc config.Validator) error {
 		if busy, err := e.hasOpenIncident(ctx, vc.Name); err != nil || busy {
 			return err // an outage comes first; try again on a later pass
 		}
+		e.capMu.Lock()
+		used, err := e.budgetLocked(ctx)
+		e.capMu.Unlock()
+		if err != nil {
+			return err
+		}
+		if used >= e.cfg.Caps.MonthlyStandbyHours {
+			e.log.Warn("snapshot keeper: the monthly standby budget is spent; no run this month", "validator", vc.Name,
+				"used_hours", used, "budget_hours", e.cfg.Caps.MonthlyStandbyHours)
+			return nil
+		}
 		p, ok := e.snapshotProvider(vc)
 		if !ok {
 			return fmt.Errorf("none of the providers %v keeps snapshots", e.cfg.ProvidersFor(vc))
