@@ -342,6 +342,60 @@ func newSitesCmd(e *env) *cobra.Command {
 	return cmd
 }
 
+func newSnapshotsCmd(e *env) *cobra.Command {
+	var cf clientFlags
+	var out, validator string
+	cmd := &cobra.Command{
+		Use:   "snapshots",
+		Short: "List the snapshot keeper's runs (warm chain-data snapshots)",
+		Long: `List the snapshot keeper's runs: for each validator with fleet[].snapshots.every set,
+failoverd regularly boots a keyless node, syncs it, stops its clients cleanly,
+snapshots its data disk, deletes it and prunes old snapshots, so that a
+standby starts from a recent snapshot instead of syncing from scratch.`,
+		Example: "  failoverd snapshots\n  failoverd snapshots --validator eth-mainnet-1 -o json",
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(out, outTable, outJSON, outYAML); err != nil {
+				return err
+			}
+			c, err := cf.client(e)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), cf.timeout)
+			defer cancel()
+			runs, err := c.ListSnapshotRuns(ctx, validator)
+			if err != nil {
+				return err
+			}
+			switch out {
+			case outJSON:
+				return writeJSON(e.stdout, httpapi.SnapshotRunList{Runs: runs})
+			case outYAML:
+				return writeYAML(e.stdout, httpapi.SnapshotRunList{Runs: runs})
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "RUN\tVALIDATOR\tPROVIDER\tSTATE\tSNAPSHOT\tCOST\tAGE\tREASON")
+			for _, r := range runs {
+				cost := "-"
+				if r.Standby != nil {
+					cost = fmt.Sprintf("$%.2f", r.Standby.CostUSD)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Validator, r.Provider, r.State, r.Snapshot,
+					cost, age(time.Since(r.CreatedAt)), r.Reason)
+			}
+			if len(runs) == 0 {
+				fmt.Fprintln(tw, "(no runs: set fleet[].snapshots.every to keep warm snapshots)")
+			}
+			return tw.Flush()
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().StringVarP(&out, "output", "o", outTable, "output format: table, json or yaml")
+	cmd.Flags().StringVar(&validator, "validator", "", "only this validator's runs")
+	return cmd
+}
+
 func newVersionCmd(e *env) *cobra.Command {
 	var out string
 	cmd := &cobra.Command{

@@ -86,6 +86,7 @@ FAILOVERD_API_TOKEN or --api-token-file).`,
 		newIncidentsCmd(e),
 		newTeardownCmd(e),
 		newSitesCmd(e),
+		newSnapshotsCmd(e),
 		newVersionCmd(e),
 	)
 	return root

@@ -90,6 +90,13 @@ func (c *Client) ListSites(ctx context.Context) ([]failover.SiteRecord, error) {
 	return out.Sites, err
 }
 
+// ListSnapshotRuns returns the snapshot keeper's runs, oldest first.
+func (c *Client) ListSnapshotRuns(ctx context.Context, validator string) ([]failover.SnapshotRun, error) {
+	var out SnapshotRunList
+	err := c.do(ctx, http.MethodGet, "/v1/snapshot-runs?validator="+url.QueryEscape(validator), nil, &out)
+	return out.Runs, err
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {

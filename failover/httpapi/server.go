@@ -100,6 +100,7 @@ func NewHandler(o Options) (http.Handler, error) {
 		r.Get("/incidents/{id}", h.getIncident)
 		r.Post("/incidents/{id}/teardown", h.teardown)
 		r.Get("/sites", h.listSites)
+		r.Get("/snapshot-runs", h.listSnapshotRuns)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
@@ -336,6 +337,23 @@ func (h *handler) listSites(w http.ResponseWriter, r *http.Request) {
 		sites = []failover.SiteRecord{}
 	}
 	writeJSON(w, http.StatusOK, SiteList{Sites: sites})
+}
+
+// SnapshotRunList is the body of GET /v1/snapshot-runs.
+type SnapshotRunList struct {
+	Runs []failover.SnapshotRun `json:"runs"`
+}
+
+func (h *handler) listSnapshotRuns(w http.ResponseWriter, r *http.Request) {
+	runs, err := h.o.Store.ListSnapshotRuns(r.Context(), r.URL.Query().Get("validator"))
+	if err != nil {
+		h.storeError(w, "list snapshot runs", err)
+		return
+	}
+	if runs == nil {
+		runs = []failover.SnapshotRun{}
+	}
+	writeJSON(w, http.StatusOK, SnapshotRunList{Runs: runs})
 }
 
 func (h *handler) storeError(w http.ResponseWriter, what string, err error) {

@@ -968,3 +968,26 @@ func TestRecoverer(t *testing.T) {
 		t.Fatalf("panic: %d %s", r.code, r.body)
 	}
 }
+
+func TestSnapshotRunsAPI(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	for _, r := range []failover.SnapshotRun{
+		{ID: "eth-mainnet-1-snap-1", Validator: "eth-mainnet-1", Provider: "sim", State: failover.RunDone, Snapshot: "fo-eth-mainnet-1-snap-1", CreatedAt: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)},
+		{ID: "eth-mainnet-10-snap-1", Validator: "eth-mainnet-10", Provider: "sim", State: failover.RunSyncing, Snapshot: "fo-eth-mainnet-10-snap-1", CreatedAt: time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)},
+	} {
+		if err := e.store.PutSnapshotRun(ctx, &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := e.do(http.MethodGet, "/v1/snapshot-runs", "", nil); r.code != http.StatusUnauthorized {
+		t.Fatalf("without a token: %d", r.code)
+	}
+	for path, want := range map[string]int{"/v1/snapshot-runs": 2, "/v1/snapshot-runs?validator=eth-mainnet-1": 1, "/v1/snapshot-runs?validator=nope": 0} {
+		r := e.do(http.MethodGet, path, apiToken, nil)
+		var got httpapi.SnapshotRunList
+		if r.code != http.StatusOK || json.Unmarshal([]byte(r.body), &got) != nil || got.Runs == nil || len(got.Runs) != want {
+			t.Fatalf("%s: %d %s, want %d runs", path, r.code, r.body, want)
+		}
+	}
+}
