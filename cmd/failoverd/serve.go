@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 
 	"github.com/failoverd/failoverd/failover"
 	"github.com/failoverd/failoverd/failover/agent"
@@ -24,6 +26,7 @@ import (
 	"github.com/failoverd/failoverd/failover/httpapi"
 	"github.com/failoverd/failoverd/failover/pki"
 	"github.com/failoverd/failoverd/failover/store/bolt"
+	kubestore "github.com/failoverd/failoverd/failover/store/kube"
 )
 
 type serveFlags struct {
@@ -138,9 +141,23 @@ func serve(ctx context.Context, e *env, f serveFlags, cmd *cobra.Command) error 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	store, err := bolt.Open(filepath.Join(cfg.DataDir, "failoverd.db"), bolt.Options{})
-	if err != nil {
-		return err
+	var (
+		store    failover.Store
+		kubeRC   *rest.Config
+		kubeNS   string
+		storeErr error
+	)
+	switch cfg.Store.Type {
+	case config.StoreKubernetes:
+		if kubeRC, kubeNS, err = kubeAccess(cfg, e.getenv); err != nil {
+			return err
+		}
+		store, storeErr = kubestore.New(kubeRC, kubestore.Options{Namespace: kubeNS})
+	default:
+		store, storeErr = bolt.Open(filepath.Join(cfg.DataDir, "failoverd.db"), bolt.Options{})
+	}
+	if storeErr != nil {
+		return storeErr
 	}
 	defer store.Close()
 
@@ -150,7 +167,11 @@ func serve(ctx context.Context, e *env, f serveFlags, cmd *cobra.Command) error 
 	}
 	// failoverd's own small CA: it makes each standby's agent credentials
 	// and failoverd's client certificate (mutual TLS to the agents).
-	auth, err := pki.LoadOrCreate(filepath.Join(cfg.DataDir, "pki"))
+	pkiDir := filepath.Join(cfg.DataDir, "pki")
+	if err := useSharedSeed(cfg.Agent.CASeedFile, pkiDir); err != nil {
+		return err
+	}
+	auth, err := pki.LoadOrCreate(pkiDir)
 	if err != nil {
 		return fmt.Errorf("standby credentials: %w", err)
 	}
@@ -185,6 +206,16 @@ func serve(ctx context.Context, e *env, f serveFlags, cmd *cobra.Command) error 
 		WebhookToken: webhookToken, APIToken: apiToken, AuthDisabled: cfg.Auth.Disabled,
 		MaxBodyBytes: cfg.Webhook.MaxBodyBytes, Gatherer: reg, Metrics: httpapi.NewMetrics(reg), Logger: log,
 		Ready: func() error {
+			if cfg.Store.Type == config.StoreKubernetes {
+				// Every replica serves reads and webhooks; only the leader
+				// reconciles. A replica is ready when the store answers.
+				rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				defer cancel()
+				if _, err := store.ListSites(rctx); err != nil {
+					return fmt.Errorf("the Kubernetes store does not answer: %w", err)
+				}
+				return nil
+			}
 			select {
 			case <-engine.Ready():
 				return nil
@@ -206,7 +237,13 @@ func serve(ctx context.Context, e *env, f serveFlags, cmd *cobra.Command) error 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	engineDone := make(chan error, 1)
-	go func() { engineDone <- engine.Run(ctx) }()
+	go func() {
+		if cfg.Store.Type == config.StoreKubernetes {
+			engineDone <- lead(ctx, kubeRC, kubeNS, leaderIdentity(e.getenv), cfg, log, engine.Run)
+			return
+		}
+		engineDone <- engine.Run(ctx)
+	}()
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()
 
@@ -280,4 +317,29 @@ when the configuration would not start.`,
 	validate.Flags().StringVarP(&out, "output", "o", outText, "output format: text or json")
 	cmd.AddCommand(validate)
 	return cmd
+}
+
+// useSharedSeed puts the configured CA seed (agent.caSeedFile, mounted from
+// a Secret in a cluster) into the pki directory, so that every replica
+// derives the same CA. A different seed already there is refused: it would
+// strand the standbys made with it.
+func useSharedSeed(seedFile, pkiDir string) error {
+	if seedFile == "" {
+		return nil
+	}
+	seed, err := os.ReadFile(seedFile)
+	if err != nil {
+		return fmt.Errorf("agent.caSeedFile: %w", err)
+	}
+	dst := filepath.Join(pkiDir, pki.SeedFile)
+	if have, err := os.ReadFile(dst); err == nil {
+		if !bytes.Equal(have, seed) {
+			return fmt.Errorf("agent.caSeedFile %s differs from the seed already in %s: standbys made with the old CA would be unreachable; move %s away if that is intended", seedFile, pkiDir, dst)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(pkiDir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(dst, seed, 0o600)
 }

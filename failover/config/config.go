@@ -34,8 +34,21 @@ type Config struct {
 
 // Store selects where state lives.
 type Store struct {
-	// Type is "bolt" (embedded, the default). "kubernetes" comes with the chart.
+	// Type is "bolt" (embedded, the default) or "kubernetes" (custom
+	// resources in the cluster, for the helm chart: state survives any node,
+	// and replicas elect a leader).
 	Type string `mapstructure:"type" json:"type"`
+	// Namespace holds the custom resources and the leader lease; empty: the
+	// pod's own (POD_NAMESPACE) or the kubeconfig context's.
+	Namespace string `mapstructure:"namespace" json:"namespace"`
+	// Kubeconfig is a kubeconfig file; empty: the in-cluster service account.
+	Kubeconfig string `mapstructure:"kubeconfig" json:"kubeconfig"`
+	// LeaseName, LeaseDuration, RenewDeadline and RetryPeriod tune the
+	// leader election of store.type kubernetes: only the leader reconciles.
+	LeaseName     string        `mapstructure:"leaseName" json:"leaseName"`
+	LeaseDuration time.Duration `mapstructure:"leaseDuration" json:"leaseDuration"`
+	RenewDeadline time.Duration `mapstructure:"renewDeadline" json:"renewDeadline"`
+	RetryPeriod   time.Duration `mapstructure:"retryPeriod" json:"retryPeriod"`
 }
 
 // Auth holds the bearer tokens. Tokens are never written in the config file
@@ -222,6 +235,11 @@ type Agent struct {
 	Port int `mapstructure:"port" json:"port"`
 	// Image is the failoverd container image the standby runs the agent from.
 	Image string `mapstructure:"image" json:"image"`
+	// CASeedFile holds the 32-byte seed of failoverd's standby CA. Replicas
+	// must share it (a new leader talks to the standbys the old one made), so
+	// in a cluster it comes from a Secret the kubelet mounts. Empty: the
+	// seed is made once in dataDir/pki.
+	CASeedFile string `mapstructure:"caSeedFile" json:"caSeedFile"`
 }
 
 // Notify tells people through their own Alertmanager.

@@ -12,7 +12,9 @@ func Default() Config {
 		// Loopback: the webhook and API must be exposed on purpose.
 		Listen:  "127.0.0.1:9097",
 		DataDir: "./data",
-		Store:   Store{Type: StoreBolt},
+		Store: Store{Type: StoreBolt, LeaseName: "failoverd-leader",
+			// client-go's usual timings: a dead leader is replaced within ~15s.
+			LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second},
 		Webhook: Webhook{MaxBodyBytes: 1 << 20},
 		Alerts: Alerts{
 			ValidatorLabel: "validator",
@@ -79,8 +81,9 @@ func Default() Config {
 
 // Store types and cloud providers this build knows.
 const (
-	StoreBolt   = "bolt"
-	ProviderSim = "sim"
-	ProviderGCP = "gcp"
-	ProviderAWS = "aws"
+	StoreBolt       = "bolt"
+	StoreKubernetes = "kubernetes"
+	ProviderSim     = "sim"
+	ProviderGCP     = "gcp"
+	ProviderAWS     = "aws"
 )

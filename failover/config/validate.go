@@ -87,10 +87,17 @@ func (c *Config) Validate() error {
 	}
 	switch c.Store.Type {
 	case StoreBolt:
-	case "kubernetes":
-		v.add("store.type", "%q is not available yet: it comes with the helm chart (available: bolt)", c.Store.Type)
+	case StoreKubernetes:
+		v.required("store.leaseName", c.Store.LeaseName)
+		v.positive("store.retryPeriod", c.Store.RetryPeriod)
+		if c.Store.RenewDeadline <= c.Store.RetryPeriod {
+			v.add("store.renewDeadline", "must be above store.retryPeriod (%s) (got %s)", formatDuration(c.Store.RetryPeriod), formatDuration(c.Store.RenewDeadline))
+		}
+		if c.Store.LeaseDuration <= c.Store.RenewDeadline {
+			v.add("store.leaseDuration", "must be above store.renewDeadline (%s) (got %s)", formatDuration(c.Store.RenewDeadline), formatDuration(c.Store.LeaseDuration))
+		}
 	default:
-		v.add("store.type", "%q is not a store type (available: bolt)", c.Store.Type)
+		v.add("store.type", "%q is not a store type (available: bolt, kubernetes)", c.Store.Type)
 	}
 	if c.Webhook.MaxBodyBytes < MinWebhookBodyBytes || c.Webhook.MaxBodyBytes > MaxWebhookBodyBytes {
 		v.add("webhook.maxBodyBytes", "must be between %d (1 KiB) and %d (64 MiB) (got %d)", MinWebhookBodyBytes, MaxWebhookBodyBytes, c.Webhook.MaxBodyBytes)
@@ -149,6 +156,9 @@ func (c *Config) Validate() error {
 		v.add("agent.port", "must be a TCP port, 1-65535 (got %d)", c.Agent.Port)
 	}
 	v.required("agent.image", c.Agent.Image)
+	if c.Store.Type == StoreKubernetes && c.Agent.CASeedFile == "" && c.usesRealCloud() {
+		v.add("agent.caSeedFile", "required with store.type kubernetes and a real cloud: every replica must hold the same standby CA, or a new leader cannot reach the standbys the old one made")
+	}
 
 	c.validateFleet(&v)
 	return v.err()
@@ -659,4 +669,14 @@ func (c *Config) SnapshotLabels(provider string) map[string]string {
 		return c.Cloud.AWS.SnapshotTags
 	}
 	return nil
+}
+
+// usesRealCloud reports whether any validator may get a GCP or AWS standby.
+func (c *Config) usesRealCloud() bool {
+	for _, p := range c.UsedProviders() {
+		if p == ProviderGCP || p == ProviderAWS {
+			return true
+		}
+	}
+	return false
 }
