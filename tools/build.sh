@@ -3,6 +3,8 @@
 #   - Alertmanager, amtool            (tools/go.mod)
 #   - kube-apiserver v1.31.0          (tools/kube/go.mod, its own module: it
 #                                      needs a replace per staging module)
+#   - helm v3.22.0                    (tools/helm/go.mod, its own module: its
+#                                      dependencies would upgrade Alertmanager's)
 # Each group has its own stamp (a hash of its go.mod and go.sum, and the
 # link flags), so a later run with the same pins finds them there and does
 # nothing. Prints the bin directory on stdout, and nothing else.
@@ -44,6 +46,23 @@ if ! stamp_ok "$bin/.stamp-kube-apiserver" "$kstamp" kube-apiserver; then
     -o "$bin/.kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
   mv -f "$bin/.kube-apiserver.tmp" "$bin/kube-apiserver"
   echo "$kstamp" >"$bin/.stamp-kube-apiserver"
+fi
+
+# helm, with the version variables its own Makefile sets: without them
+# `helm version` says v3.22 and the default capabilities (helm template, helm
+# lint) claim Kubernetes v1.20 instead of its client-go's v1.37.
+helm_version=v3.22.0
+helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+for p in pkg/lint/rules pkg/chartutil; do
+  helm_ldflags="$helm_ldflags -X helm.sh/helm/v3/$p.k8sVersionMajor=1 -X helm.sh/helm/v3/$p.k8sVersionMinor=37"
+done
+hstamp=$( (cat "$root/tools/helm/go.mod" "$root/tools/helm/go.sum"; echo "$helm_ldflags") | sha256sum | cut -c1-16)
+if ! stamp_ok "$bin/.stamp-helm" "$hstamp" helm; then
+  echo "building helm $helm_version into $bin (first run only, ~2 minutes)" >&2
+  (cd "$root/tools/helm" && CGO_ENABLED=0 go build -trimpath -ldflags "$helm_ldflags" \
+    -o "$bin/.helm.tmp" helm.sh/helm/v3/cmd/helm)
+  mv -f "$bin/.helm.tmp" "$bin/helm"
+  echo "$hstamp" >"$bin/.stamp-helm"
 fi
 
 echo "$bin"
