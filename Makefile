@@ -26,7 +26,7 @@ run: build
 demo: build
 	scripts/demo.sh
 
-## tools: build the pinned Alertmanager and kube-apiserver (tools/, tools/kube/) into ~/.cache/failoverd/tools
+## tools: build the pinned Alertmanager, kube-apiserver and helm (tools/, tools/kube/, tools/helm/) into ~/.cache/failoverd/tools
 tools:
 	tools/build.sh >/dev/null
 
