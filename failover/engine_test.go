@@ -848,3 +848,30 @@ func TestBootstrapErrorFails(t *testing.T) {
 		t.Fatalf("reason %q, created %d", inc.Reason, h.cloud.Created())
 	}
 }
+
+// TestUnknownStateIsLeftAlone: an incident in a state this build does not
+// know (written by a newer failoverd, say "migrating") is never moved and
+// makes no cloud call: stop on anything unknown.
+func TestUnknownStateIsLeftAlone(t *testing.T) {
+	h := newHarness(t, nil)
+	h.fire("eth-1", "fp1", start.Add(-time.Hour))
+	h.reconcile("eth-1")
+	inc := h.wantState("eth-1", failover.StateSyncing)
+	inc.State = "migrating"
+	if err := h.store.PutIncident(h.ctx, &inc); err != nil {
+		t.Fatal(err)
+	}
+	before := inc.Version
+	h.resolve("eth-1", "fp1", start.Add(-time.Hour), h.clk.Now()) // would move a known state on
+	h.clk.Advance(time.Hour)
+	if after := h.reconcile("eth-1"); after != 0 {
+		t.Fatalf("requeued after %s", after)
+	}
+	got := h.incident("eth-1")
+	if got.State != "migrating" || got.Version != before {
+		t.Fatalf("the unknown state was touched: %s (version %s -> %s)", got.State, before, got.Version)
+	}
+	if h.cloud.Live() != 1 || h.cloud.Created() != 1 {
+		t.Fatalf("cloud calls on an unknown state: live %d, created %d", h.cloud.Live(), h.cloud.Created())
+	}
+}
