@@ -25,6 +25,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/failoverd/failoverd/failover/beacon"
 )
 
 // Status is the agent's answer to GET /v1/status. Errors talking to the
@@ -139,26 +141,14 @@ func (p *prober) consensus(ctx context.Context) ConsensusStatus {
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		var body struct {
-			Data *struct {
-				HeadSlot     *uint64String `json:"head_slot"`
-				SyncDistance *uint64String `json:"sync_distance"`
-				IsSyncing    *bool         `json:"is_syncing"`
-				IsOptimistic *bool         `json:"is_optimistic"`
-				ELOffline    *bool         `json:"el_offline"`
-			} `json:"data"`
-		}
-		syncErr = p.beaconGet(ctx, "/eth/v1/node/syncing", &body)
-		if syncErr == nil {
-			d := body.Data
-			switch {
-			case d == nil:
-				syncErr = errors.New("answer has no data")
-			case d.HeadSlot == nil || d.SyncDistance == nil || d.IsSyncing == nil || d.IsOptimistic == nil || d.ELOffline == nil:
-				syncErr = errors.New("answer lacks a required field (head_slot, sync_distance, is_syncing, is_optimistic, el_offline)")
-			default:
-				st.HeadSlot, st.SyncDistance = uint64(*d.HeadSlot), uint64(*d.SyncDistance)
-				st.IsSyncing, st.IsOptimistic, st.ELOffline = *d.IsSyncing, *d.IsOptimistic, *d.ELOffline
+		// The same strict reading of /eth/v1/node/syncing failoverd uses
+		// everywhere (failover/beacon).
+		var b *beacon.Client
+		if b, syncErr = beacon.New(p.beaconURL, beacon.WithHTTPClient(p.http), beacon.WithTimeout(p.timeout)); syncErr == nil {
+			var s beacon.SyncStatus
+			if s, syncErr = b.Syncing(ctx); syncErr == nil {
+				st.HeadSlot, st.SyncDistance = s.HeadSlot, s.SyncDistance
+				st.IsSyncing, st.IsOptimistic, st.ELOffline = s.IsSyncing, s.IsOptimistic, s.ELOffline
 			}
 		}
 		if syncErr != nil {

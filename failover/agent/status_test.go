@@ -62,12 +62,12 @@ func TestBeaconAnswersFollowTheSpec(t *testing.T) {
 		name, syncing, peers, wantErr string
 	}{
 		{"good", good, peers, ""},
-		{"numbers instead of strings", `{"data":{"head_slot":10,"sync_distance":0,"is_syncing":false,"is_optimistic":false,"el_offline":false}}`, peers, "decimal string"},
-		{"el_offline missing", `{"data":{"head_slot":"10","sync_distance":"0","is_syncing":false,"is_optimistic":false}}`, peers, "required field"},
-		{"no data", `{}`, peers, "no data"},
-		{"negative", `{"data":{"head_slot":"-1","sync_distance":"0","is_syncing":false,"is_optimistic":false,"el_offline":false}}`, peers, "decimal string"},
+		{"numbers instead of strings", `{"data":{"head_slot":10,"sync_distance":0,"is_syncing":false,"is_optimistic":false,"el_offline":false}}`, peers, "cannot unmarshal number"},
+		{"el_offline missing", `{"data":{"head_slot":"10","sync_distance":"0","is_syncing":false,"is_optimistic":false}}`, peers, "el_offline required"},
+		{"no data", `{}`, peers, "malformed reply: syncing: data with head_slot"},
+		{"negative", `{"data":{"head_slot":"-1","sync_distance":"0","is_syncing":false,"is_optimistic":false,"el_offline":false}}`, peers, "not decimal"},
 		{"peers missing connected", good, `{"data":{}}`, "data.connected"},
-		{"not JSON", "<html>", peers, "bad answer"},
+		{"not JSON", "<html>", peers, "invalid character"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
