@@ -101,6 +101,9 @@ type Engine struct {
 	// Alertmanager lost it too.
 	notifiedMu sync.Mutex
 	notified   map[string]time.Time
+
+	// sites watches the Watchdog heartbeats for whole-site outages (site.go).
+	sites siteWatch
 }
 
 // RenotifyEvery is how often the page of a ready or failed incident is
@@ -188,6 +191,7 @@ func (e *Engine) Observe(ctx context.Context, obs []Observation, hbs []Heartbeat
 		if stored {
 			res.Heartbeats++
 			e.m.Heartbeats.WithLabelValues(hb.Site, "stored").Inc()
+			e.siteHeard(ctx, hb.Site)
 		} else {
 			e.m.Heartbeats.WithLabelValues(hb.Site, "duplicate").Inc()
 			e.m.Duplicates.Inc()
@@ -345,6 +349,7 @@ func (e *Engine) resync(ctx context.Context) error {
 	for _, v := range vs {
 		e.queue.add(v.Name, time.Now())
 	}
+	e.checkSites(ctx, vs)
 	// The holder index is rebuilt under capMu so that no admission can record
 	// an intent between the listing and the swap and then be forgotten.
 	e.capMu.Lock()
@@ -510,6 +515,9 @@ func (e *Engine) createIncident(ctx context.Context, v ValidatorRecord, id strin
 	}
 	inc.Reason = fmt.Sprintf("alerts firing since %s; confirming for %s before provisioning a standby",
 		since.Format(time.RFC3339), e.cfg.Engine.ConfirmFor)
+	if cause := e.siteCause(ctx, v); cause != "" {
+		inc.Reason = cause + "; " + inc.Reason
+	}
 	inc.record(Entry{At: t, To: StateConfirming, Cause: "outage observed: " + inc.Reason})
 	err := e.store.PutIncident(ctx, &inc)
 	if errors.Is(err, ErrConflict) {

@@ -18,6 +18,9 @@ type Metrics struct {
 	ReconcileErrors  prometheus.Counter
 	Notifications    *prometheus.CounterVec
 	StandbyHours     prometheus.Gauge
+	SiteDown         *prometheus.GaugeVec
+	SiteOutages      *prometheus.CounterVec
+	SiteNeverHeard   *prometheus.GaugeVec
 }
 
 // NewMetrics creates the engine's metrics and registers them on reg (which may be nil).
@@ -76,11 +79,23 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "failoverd_standby_hours_used",
 			Help: "Standby-hours used in the current calendar month (UTC), as of the last budget check.",
 		}),
+		SiteDown: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "failoverd_site_down",
+			Help: "1 while a site is down (it sent Watchdog heartbeats, then none for heartbeat.siteDownAfter), else 0.",
+		}, []string{"site"}),
+		SiteOutages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "failoverd_site_outages_total",
+			Help: "Whole-site outages detected (a site that sent heartbeats fell silent for heartbeat.siteDownAfter).",
+		}, []string{"site"}),
+		SiteNeverHeard: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "failoverd_site_never_heard",
+			Help: "1 for a site of the fleet that has never sent a Watchdog heartbeat: an outage of the whole site cannot be detected there.",
+		}, []string{"site"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Observations, m.Duplicates, m.Heartbeats, m.LastHeartbeat, m.Transitions,
 			m.IncidentsOpened, m.Incidents, m.ProviderCalls, m.ProviderErrors, m.ProviderDuration,
-			m.ReconcileErrors, m.Notifications, m.StandbyHours)
+			m.ReconcileErrors, m.Notifications, m.StandbyHours, m.SiteDown, m.SiteOutages, m.SiteNeverHeard)
 	}
 	return m
 }

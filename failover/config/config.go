@@ -90,6 +90,10 @@ type Heartbeat struct {
 	// Resolution: heartbeats closer together than this are duplicates and
 	// are not written (an Alertmanager HA pair delivers each one twice).
 	Resolution time.Duration `mapstructure:"resolution" json:"resolution"`
+	// SiteDownAfter: a site that has sent heartbeats and then sends none for
+	// this long is down, and every validator there gets an incident. 0 turns
+	// site outage detection off.
+	SiteDownAfter time.Duration `mapstructure:"siteDownAfter" json:"siteDownAfter"`
 }
 
 // Engine holds the lifecycle timings.

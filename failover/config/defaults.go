@@ -28,6 +28,9 @@ func Default() Config {
 			SiteLabel:   "site",
 			DefaultSite: "home",
 			Resolution:  15 * time.Second,
+			// Five times the Watchdog repeat_interval we tell people to
+			// route with (1m): a few lost deliveries are not an outage.
+			SiteDownAfter: 5 * time.Minute,
 		},
 		Engine: Engine{
 			ConfirmFor:     2 * time.Minute,

@@ -114,6 +114,16 @@ func (c *Config) Validate() error {
 	v.required("heartbeat.alertName", c.Heartbeat.AlertName)
 	v.required("heartbeat.siteLabel", c.Heartbeat.SiteLabel)
 	v.atLeast("heartbeat.resolution", c.Heartbeat.Resolution, 0)
+	// A stored heartbeat can be up to one resolution old while the site is
+	// fine (closer ones are not written); at or below it, a healthy site
+	// would be declared down.
+	switch hb := c.Heartbeat; {
+	case hb.SiteDownAfter < 0:
+		v.add("heartbeat.siteDownAfter", "must be 0s (off) or more (got %s)", formatDuration(hb.SiteDownAfter))
+	case hb.SiteDownAfter > 0 && hb.SiteDownAfter <= hb.Resolution:
+		v.add("heartbeat.siteDownAfter", "must be above heartbeat.resolution (%s), or 0s to switch site outage detection off (got %s)",
+			formatDuration(hb.Resolution), formatDuration(hb.SiteDownAfter))
+	}
 
 	e := c.Engine
 	v.atLeast("engine.confirmFor", e.ConfirmFor, 0)
