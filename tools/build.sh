@@ -5,6 +5,9 @@
 #                                      needs a replace per staging module)
 #   - helm v3.22.0                    (tools/helm/go.mod, its own module: its
 #                                      dependencies would upgrade Alertmanager's)
+#   - promtool 3.15.0                 (tools/promtool/go.mod, its own module:
+#                                      Prometheus v0.315.0 needs a replace and
+#                                      would upgrade the others' dependencies)
 # Each group has its own stamp (a hash of its go.mod and go.sum, and the
 # link flags), so a later run with the same pins finds them there and does
 # nothing. Prints the bin directory on stdout, and nothing else.
@@ -63,6 +66,20 @@ if ! stamp_ok "$bin/.stamp-helm" "$hstamp" helm; then
     -o "$bin/.helm.tmp" helm.sh/helm/v3/cmd/helm)
   mv -f "$bin/.helm.tmp" "$bin/helm"
   echo "$hstamp" >"$bin/.stamp-helm"
+fi
+
+# promtool, for the alert rule tests (alerts/). Prometheus' module version
+# v0.315.0 is release 3.15.0; the version variables make `promtool --version`
+# say so instead of an empty version.
+promtool_version=3.15.0
+promtool_ldflags="-s -w -X github.com/prometheus/common/version.Version=$promtool_version -X github.com/prometheus/common/version.Branch=HEAD"
+pstamp=$( (cat "$root/tools/promtool/go.mod" "$root/tools/promtool/go.sum"; echo "$promtool_ldflags") | sha256sum | cut -c1-16)
+if ! stamp_ok "$bin/.stamp-promtool" "$pstamp" promtool; then
+  echo "building promtool $promtool_version into $bin (first run only, ~5 minutes)" >&2
+  (cd "$root/tools/promtool" && CGO_ENABLED=0 go build -trimpath -ldflags "$promtool_ldflags" \
+    -o "$bin/.promtool.tmp" github.com/prometheus/prometheus/cmd/promtool)
+  mv -f "$bin/.promtool.tmp" "$bin/promtool"
+  echo "$pstamp" >"$bin/.stamp-promtool"
 fi
 
 echo "$bin"
