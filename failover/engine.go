@@ -49,6 +49,8 @@ type Options struct {
 	Metrics   *Metrics
 	// Registerer receives the garbage collector's and keeper's metrics (may be nil).
 	Registerer prometheus.Registerer
+	// Migration configures key moves (approvals, gates, the standby agent).
+	Migration MigrationOptions
 }
 
 // Engine turns stored observations into incident progress. Webhooks only add
@@ -67,6 +69,8 @@ type Engine struct {
 	m         *Metrics
 	gcm       *GCMetrics
 	km        *KeeperMetrics
+	mm        *migrationMetrics
+	mig       MigrationOptions
 	queue     *queue
 
 	// capMu makes "count the standbys, then record the intent to create one"
@@ -136,6 +140,8 @@ func New(o Options) (*Engine, error) {
 		now: o.Now, log: o.Logger, m: o.Metrics, queue: newQueue(), ready: make(chan struct{}),
 		gcm:      newGCMetrics(o.Registerer),
 		km:       newKeeperMetrics(o.Registerer),
+		mm:       newMigrationMetrics(o.Registerer),
+		mig:      o.Migration,
 		notified: map[string]time.Time{}, known: map[string]map[string]AlertRecord{}, holders: map[string]bool{},
 	}, nil
 }
@@ -454,6 +460,12 @@ func (e *Engine) step(ctx context.Context, name string) (result, error) {
 		return e.provision(ctx, &inc, firing)
 	case StateSyncing, StateReady:
 		return e.watchSync(ctx, &inc, firing)
+	case StateMigrating:
+		return e.migrating(ctx, &inc)
+	case StateMigrated:
+		return e.migrated(ctx, &inc)
+	case StateFailingBack:
+		return e.failingBack(ctx, &inc)
 	case StateRecovering:
 		return e.recover(ctx, &inc, v)
 	case StateClosed:
@@ -1043,9 +1055,18 @@ func (e *Engine) recover(ctx context.Context, inc *Incident, v ValidatorRecord) 
 	if d, ok := e.backingOff(inc); ok {
 		return wait(d), nil
 	}
+	return e.deleteStandby(ctx, inc, "")
+}
+
+// deleteStandby deletes the incident's standby (intent first) and closes
+// the incident; why prefixes the closing reason.
+func (e *Engine) deleteStandby(ctx context.Context, inc *Incident, why string) (result, error) {
+	if why != "" {
+		why += "; "
+	}
 	if inc.Standby == nil || inc.Standby.State == cloud.StateDeleted {
 		inc.Intent = nil
-		return again, e.transition(ctx, inc, EventStandbyDeleted, "no standby to delete; incident closed")
+		return again, e.transition(ctx, inc, EventStandbyDeleted, why+"no standby to delete; incident closed")
 	}
 	name := inc.Standby.Name
 	if inc.Intent == nil || inc.Intent.Action != "delete-standby" {
@@ -1068,7 +1089,7 @@ func (e *Engine) recover(ctx context.Context, inc *Incident, v ValidatorRecord) 
 	t := e.now().UTC()
 	inc.Standby.State, inc.Standby.DeletedAt = cloud.StateDeleted, &t
 	inc.Intent = nil
-	return again, e.transition(ctx, inc, EventStandbyDeleted, fmt.Sprintf("standby %s deleted; incident closed", name))
+	return again, e.transition(ctx, inc, EventStandbyDeleted, fmt.Sprintf("%sstandby %s deleted; incident closed", why, name))
 }
 
 // release frees the validator of its closed incident. Alerts that started
@@ -1097,6 +1118,16 @@ func (e *Engine) Teardown(ctx context.Context, id, by string) (Incident, error) 
 		}
 		if inc.State == StateClosed || inc.TornDownBy != "" {
 			return inc, nil // already done: teardown is idempotent
+		}
+		if own, err := e.Owner(ctx, inc.Validator); err == nil && own.Incident == inc.ID && !own.AtHome() {
+			return Incident{}, refused(RefuseOwner, "standby %s holds the signing right of %s (generation %d): deleting it would leave the validator offline and home gated. Fail back first: failoverd failback %s",
+				own.Current(), inc.Validator, own.Generation, inc.ID)
+		} else if err != nil {
+			return Incident{}, err
+		}
+		switch inc.State {
+		case StateMigrating, StateMigrated, StateFailingBack:
+			return Incident{}, refused(RefuseState, "incident %s is %s: keys are moving or moved; only failoverd failback %s ends it", inc.ID, inc.State, inc.ID)
 		}
 		t := e.now().UTC()
 		inc.TornDownBy, inc.KeepWarmUntil = by, &t

@@ -850,14 +850,14 @@ func TestBootstrapErrorFails(t *testing.T) {
 }
 
 // TestUnknownStateIsLeftAlone: an incident in a state this build does not
-// know (written by a newer failoverd, say "migrating") is never moved and
+// know (written by a newer failoverd, say "hibernating") is never moved and
 // makes no cloud call: stop on anything unknown.
 func TestUnknownStateIsLeftAlone(t *testing.T) {
 	h := newHarness(t, nil)
 	h.fire("eth-1", "fp1", start.Add(-time.Hour))
 	h.reconcile("eth-1")
 	inc := h.wantState("eth-1", failover.StateSyncing)
-	inc.State = "migrating"
+	inc.State = "hibernating"
 	if err := h.store.PutIncident(h.ctx, &inc); err != nil {
 		t.Fatal(err)
 	}
@@ -868,7 +868,7 @@ func TestUnknownStateIsLeftAlone(t *testing.T) {
 		t.Fatalf("requeued after %s", after)
 	}
 	got := h.incident("eth-1")
-	if got.State != "migrating" || got.Version != before {
+	if got.State != "hibernating" || got.Version != before {
 		t.Fatalf("the unknown state was touched: %s (version %s -> %s)", got.State, before, got.Version)
 	}
 	if h.cloud.Live() != 1 || h.cloud.Created() != 1 {

@@ -9,21 +9,29 @@ import (
 // State is where an incident is in its lifecycle (see DESIGN.md).
 type State string
 
-// The lifecycle states. The migration states (migrating, migrated,
-// failing-back) join with the approval work.
+// The lifecycle states.
 const (
 	StateConfirming   State = "confirming"
 	StateProvisioning State = "provisioning"
 	StateSyncing      State = "syncing"
 	StateReady        State = "ready"
-	StateRecovering   State = "recovering"
-	StateClosed       State = "closed"
-	StateFailed       State = "failed"
+	// StateMigrating: an approval was accepted and the signing right moved to
+	// the standby; the keys are being imported there.
+	StateMigrating State = "migrating"
+	// StateMigrated: the standby signs. Only a person ends this (failback).
+	StateMigrated State = "migrated"
+	// StateFailingBack: a failback approval was accepted; the standby is
+	// being fenced, then the signing right returns home.
+	StateFailingBack State = "failing-back"
+	StateRecovering  State = "recovering"
+	StateClosed      State = "closed"
+	StateFailed      State = "failed"
 )
 
 // States lists every state, in lifecycle order.
 var States = []State{
 	StateConfirming, StateProvisioning, StateSyncing, StateReady,
+	StateMigrating, StateMigrated, StateFailingBack,
 	StateRecovering, StateClosed, StateFailed,
 }
 
@@ -61,6 +69,12 @@ type Incident struct {
 	// Intent is the external call the engine decided to make and may have
 	// made: written before the call, cleared after its result is stored.
 	Intent *Intent `json:"intent,omitempty"`
+	// Migrations are the key moves of this incident (a migration, then
+	// perhaps a failback), oldest first; the last one is current.
+	Migrations []Migration `json:"migrations,omitempty"`
+	// Nonces are the approval nonces this incident has accepted; an approval
+	// is good for one use.
+	Nonces []string `json:"nonces,omitempty"`
 	// ZoneIndex is the placement zone the next create goes to; it moves on
 	// when a zone has no capacity or quota.
 	ZoneIndex int `json:"zoneIndex,omitempty"`

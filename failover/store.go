@@ -85,7 +85,10 @@ type ValidatorRecord struct {
 	// one. A person who tears an incident down while its alert still fires is
 	// not handed a fresh standby a second later.
 	HandledThrough time.Time `json:"handledThrough,omitzero"`
-	Version        string    `json:"version,omitempty"`
+	// Ownership is who may sign for this validator. It changes only by a
+	// compare-and-swap of this record, when an approval is accepted.
+	Ownership Ownership `json:"ownership,omitzero"`
+	Version   string    `json:"version,omitempty"`
 }
 
 // SiteRecord is what failoverd knows of a site: its Watchdog heartbeat.

@@ -28,12 +28,22 @@ const (
 	EventTeardown Event = "teardown"
 	// EventFail: a step failed in a way the engine must not retry on its own.
 	EventFail Event = "fail"
+	// EventApproved: a migration approval was verified, every precondition
+	// held and the signing right moved to the standby.
+	EventApproved Event = "approved"
+	// EventImported: the standby imported every key and its validator client
+	// runs (with doppelganger protection).
+	EventImported Event = "imported"
+	// EventFailbackApproved: a failback approval was verified; the standby
+	// is to be fenced and the signing right to return home.
+	EventFailbackApproved Event = "failback-approved"
 )
 
 // Events lists every event.
 var Events = []Event{
 	EventConfirmed, EventResolved, EventRefired, EventProvisioned, EventSynced,
 	EventSyncLost, EventStandbyLost, EventStandbyDeleted, EventTeardown, EventFail,
+	EventApproved, EventImported, EventFailbackApproved,
 }
 
 // transitions is the whole lifecycle. A pair that is absent is not allowed.
@@ -63,6 +73,23 @@ var transitions = map[State]map[Event]State{
 		EventResolved:    StateRecovering,
 		EventTeardown:    StateRecovering,
 		EventFail:        StateFailed,
+		EventApproved:    StateMigrating,
+	},
+	// Once the signing right has moved, nothing but a person's failback moves
+	// the incident on: a resolve, a teardown or a lost standby change nothing
+	// by themselves (anything unexpected fails the incident and pages).
+	StateMigrating: {
+		EventImported: StateMigrated,
+		EventFail:     StateFailed,
+	},
+	StateMigrated: {
+		EventFailbackApproved: StateFailingBack,
+		EventFail:             StateFailed,
+	},
+	StateFailingBack: {
+		// The signing right is home again and the fenced standby is gone.
+		EventStandbyDeleted: StateClosed,
+		EventFail:           StateFailed,
 	},
 	StateRecovering: {
 		// A flap: the standby may still be warm; provisioning re-ensures it,
@@ -72,8 +99,10 @@ var transitions = map[State]map[Event]State{
 		EventFail:           StateFailed,
 	},
 	StateFailed: {
-		// Only a person moves a failed incident on, and only to clean up.
-		EventTeardown: StateRecovering,
+		// Only a person moves a failed incident on: a teardown to clean up
+		// (refused while the standby holds the signing right), or a failback.
+		EventTeardown:         StateRecovering,
+		EventFailbackApproved: StateFailingBack,
 	},
 	StateClosed: {},
 }

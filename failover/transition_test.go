@@ -35,12 +35,23 @@ func TestTransitionEveryStateAndEvent(t *testing.T) {
 		{StateReady, EventResolved}:    StateRecovering,
 		{StateReady, EventTeardown}:    StateRecovering,
 		{StateReady, EventFail}:        StateFailed,
+		{StateReady, EventApproved}:    StateMigrating,
+
+		{StateMigrating, EventImported}: StateMigrated,
+		{StateMigrating, EventFail}:     StateFailed,
+
+		{StateMigrated, EventFailbackApproved}: StateFailingBack,
+		{StateMigrated, EventFail}:             StateFailed,
+
+		{StateFailingBack, EventStandbyDeleted}: StateClosed,
+		{StateFailingBack, EventFail}:           StateFailed,
 
 		{StateRecovering, EventRefired}:        StateProvisioning,
 		{StateRecovering, EventStandbyDeleted}: StateClosed,
 		{StateRecovering, EventFail}:           StateFailed,
 
-		{StateFailed, EventTeardown}: StateRecovering,
+		{StateFailed, EventTeardown}:         StateRecovering,
+		{StateFailed, EventFailbackApproved}: StateFailingBack,
 	}
 	checked := 0
 	for _, s := range States {
@@ -69,7 +80,7 @@ func TestTransitionEveryStateAndEvent(t *testing.T) {
 }
 
 func TestTransitionUnknownState(t *testing.T) {
-	if _, err := Transition("migrating", EventResolved); err == nil {
+	if _, err := Transition("hibernating", EventResolved); err == nil {
 		t.Fatal("unknown state accepted")
 	}
 }

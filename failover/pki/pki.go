@@ -354,3 +354,35 @@ func writeFileAtomic(path string, b []byte) error {
 	}
 	return nil
 }
+
+// grantDomain prefixes every grant the CA signs. A certificate signature
+// covers DER (it starts with 0x30), so no grant signature can ever pass for
+// a certificate's, or the other way round.
+const grantDomain = "failoverd-grant/v1\n"
+
+// SignGrant signs a grant's canonical bytes with the CA key: the agent,
+// which trusts the CA certificate, can then tell that failoverd itself
+// accepted an approval. Deterministic (ed25519).
+func (a *Authority) SignGrant(msg []byte) []byte {
+	return ed25519.Sign(a.caKey, append([]byte(grantDomain), msg...))
+}
+
+// VerifyGrant checks a grant signature against the CA certificate in caPEM.
+func VerifyGrant(caPEM, msg, sig []byte) error {
+	block, _ := pem.Decode(caPEM)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return errors.New("pki: the CA file holds no PEM certificate")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return fmt.Errorf("pki: parse CA certificate: %w", err)
+	}
+	pub, ok := cert.PublicKey.(ed25519.PublicKey)
+	if !ok {
+		return errors.New("pki: the CA key is not ed25519")
+	}
+	if !ed25519.Verify(pub, append([]byte(grantDomain), msg...), sig) {
+		return errors.New("pki: the grant signature does not verify against failoverd's CA")
+	}
+	return nil
+}

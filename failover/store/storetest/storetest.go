@@ -432,6 +432,26 @@ func incidents() kind[failover.Incident] {
 					},
 				},
 				Intent:        &failover.Intent{Action: "create-standby", Target: "failoverd-eth-1-3", At: base.Add(time.Minute + 5)},
+				Migrations: []failover.Migration{{
+					Action:     "migrate",
+					From:       failover.OwnerHome,
+					To:         "failoverd-eth-1-3",
+					Generation: 7,
+					Pubkeys:    []string{"0x93247f2209abcacf57b75a51dafae777f9dd38bc7053d1af526f220a7489a6d3a2753e5f3e8b1cfe39b56f43611df74a"},
+					Approvers: []failover.ApproverRecord{
+						{Principal: "alice@example.org", Fingerprint: "SHA256:abc", From: "192.0.2.7:51234", At: base.Add(3*time.Hour + 1)},
+					},
+					ApprovalSHA256:     "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8",
+					Nonce:              "00112233445566778899aabbccddeeff",
+					Expires:            base.Add(3*time.Hour + 15*time.Minute),
+					Fencing:            "keymanager: every key deleted",
+					Silence:            "not live in epochs 100-102 (2 beacon nodes)",
+					KeyStatuses:        map[string]string{"0x93247f": "imported"},
+					SlashingProtection: `{"metadata":{}}`,
+					AcceptedAt:         base.Add(3*time.Hour + 2),
+					DoneAt:             at(3*time.Hour + 9),
+				}},
+				Nonces:        []string{"00112233445566778899aabbccddeeff"},
 				ZoneIndex:     1,
 				Attempts:      2,
 				NextAttemptAt: base.Add(6*time.Minute + 77),
@@ -483,6 +503,10 @@ func validators() kind[failover.ValidatorRecord] {
 				OpenIncident:   name + "-3",
 				Seq:            3,
 				HandledThrough: base.Add(-30*time.Minute + 5),
+				Ownership: failover.Ownership{
+					Owner: "failoverd-" + name + "-3", Generation: 4, Incident: name + "-3",
+					ChangedAt: base.Add(7), ChangedBy: []string{"alice@example.org", "bob@example.org"},
+				},
 			}
 		},
 		key:     func(v *failover.ValidatorRecord) string { return v.Name },
@@ -501,6 +525,7 @@ func validators() kind[failover.ValidatorRecord] {
 			v.Alerts["0789ab"] = failover.AlertRecord{AlertName: "ValidatorMissedAttestations", Status: failover.AlertFiring, StartsAt: base.Add(time.Hour)}
 			v.OpenIncident = ""
 			v.HandledThrough = base.Add(time.Hour)
+			v.Ownership = failover.Ownership{Owner: failover.OwnerHome, Generation: 5, Incident: v.Name + "-3", ChangedAt: base.Add(time.Hour)}
 		},
 		alias: func(v *failover.ValidatorRecord) {
 			delete(v.Alerts, "a1b2c3")
