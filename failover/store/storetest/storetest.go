@@ -431,7 +431,7 @@ func incidents() kind[failover.Incident] {
 						CheckedAt:         base.Add(4*time.Minute + 999),
 					},
 				},
-				Intent:        &failover.Intent{Action: "create-standby", Target: "failoverd-eth-1-3", At: base.Add(time.Minute + 5)},
+				Intent: &failover.Intent{Action: "create-standby", Target: "failoverd-eth-1-3", At: base.Add(time.Minute + 5)},
 				Migrations: []failover.Migration{{
 					Action:     "migrate",
 					From:       failover.OwnerHome,
