@@ -35,6 +35,7 @@ type Client struct {
 	Timeout time.Duration
 
 	roots *x509.CertPool
+	caPEM []byte
 	cert  tls.Certificate
 }
 
@@ -57,7 +58,7 @@ func NewClient(a *pki.Authority, port int) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent client: %w", err)
 	}
-	return &Client{Port: port, Timeout: DefaultClientTimeout, roots: a.Pool(), cert: cert}, nil
+	return &Client{Port: port, Timeout: DefaultClientTimeout, roots: a.Pool(), caPEM: a.CAPEM(), cert: cert}, nil
 }
 
 // SyncStatus implements cloud.SyncReporter: it asks the standby's agent and

@@ -2,8 +2,10 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/failoverd/failoverd/failover/beacon"
 	"github.com/failoverd/failoverd/failover/pki"
 )
 
@@ -27,13 +30,8 @@ const DefaultPort = 7443
 // DefaultTimeout bounds each round of questions to the local clients.
 const DefaultTimeout = 5 * time.Second
 
-// maxRequestBody bounds every request body. No route reads a body today;
-// key import will set its own limit.
+// maxRequestBody bounds every request body but a key import's.
 const maxRequestBody = 64 << 10
-
-// KeysNotImplemented is the answer of POST /v1/keys until key import arrives
-// with approve-migration.
-const KeysNotImplemented = "key import arrives with approve-migration"
 
 // Options configure the agent.
 type Options struct {
@@ -62,7 +60,10 @@ type Options struct {
 	// systemd path unit stops the client units and creates
 	// ClientsStoppedFile. The agent itself can stop nothing: it has no
 	// access to systemd or to the container runtime. Empty: stops refused.
+	// The validator client's unit waits for ValidatorStartFile there.
 	ControlDir string
+	// Keys enables key import and fencing (approve-migration, failback).
+	Keys KeyOptions
 }
 
 // The control files of a clean client stop (see Options.ControlDir).
@@ -142,11 +143,29 @@ func build(o *Options) (http.Handler, *tls.Config, error) {
 	if !clientCAs.AppendCertsFromPEM(caPEM) {
 		return nil, nil, fmt.Errorf("agent: %s holds no PEM certificate", o.ClientCAFile)
 	}
+	// A client certificate is verified when given; every route but the key
+	// import requires failoverd's. The key import comes from an approver's
+	// machine and is authorised by the signed approval and failoverd's
+	// grant it carries, which the agent checks itself.
 	tlsConf := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientAuth:   tls.VerifyClientCertIfGiven,
 		ClientCAs:    clientCAs,
+	}
+	bc, err := beacon.New(strings.TrimRight(beaconURL, "/"), beacon.WithTimeout(o.Timeout))
+	if err != nil {
+		return nil, nil, fmt.Errorf("agent: beacon URL: %w", err)
+	}
+	if len(o.Keys.CAPEM) == 0 {
+		o.Keys.CAPEM = caPEM
+	}
+	if o.Keys.StandbyName == "" && cert.Leaf != nil {
+		o.Keys.StandbyName = cert.Leaf.Subject.CommonName
+	}
+	if o.Keys.CertSHA256 == "" && len(cert.Certificate) > 0 {
+		sum := sha256.Sum256(cert.Certificate[0])
+		o.Keys.CertSHA256 = hex.EncodeToString(sum[:])
 	}
 	s := &server{
 		o: *o,
@@ -157,6 +176,9 @@ func build(o *Options) (http.Handler, *tls.Config, error) {
 			beaconURL:    strings.TrimRight(beaconURL, "/"),
 			timeout:      o.Timeout,
 		},
+	}
+	if s.keys, err = newKeys(s, o.Keys, bc); err != nil {
+		return nil, nil, err
 	}
 	return s.handler(), tlsConf, nil
 }
@@ -211,19 +233,19 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, tlsConf *tls.Co
 type server struct {
 	o     Options
 	probe *prober
+	keys  *keys
 }
 
 func (s *server) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", s.status)
-	mux.HandleFunc("POST /v1/clients/stop", s.stopClients)
-	// The seam: key import arrives with approve-migration. It will verify a
-	// signed approval naming this incident, this standby and these public
-	// keys before it writes anything; until then there is nothing here.
-	mux.HandleFunc("POST /v1/keys", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusNotImplemented, map[string]string{"error": KeysNotImplemented})
-	})
-	return s.authorize(mux)
+	mux.Handle("GET /v1/status", s.authorize(http.HandlerFunc(s.status)))
+	mux.Handle("POST /v1/clients/stop", s.authorize(http.HandlerFunc(s.stopClients)))
+	mux.Handle("POST /v1/chain", s.authorize(http.HandlerFunc(s.chain)))
+	mux.Handle("POST /v1/keys/fence", s.authorize(http.HandlerFunc(s.fenceKeys)))
+	// No client certificate needed: the approval and the grant in the body
+	// are the authorisation, checked before anything is written.
+	mux.HandleFunc("POST /v1/keys", s.importKeys)
+	return mux
 }
 
 // authorize admits only failoverd's client certificate. The TLS layer has
@@ -263,6 +285,7 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 		s.o.Logger.Debug("local client errors", "execution", st.Execution.Error, "consensus", st.Consensus.Error)
 	}
 	st.ClientsStopped = s.clientsStopped()
+	st.Signer = s.keys.current()
 	st.ReceivedAt = received.UTC()
 	st.Time = s.o.Now().UTC()
 	writeJSON(w, http.StatusOK, st)

@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/failoverd/failoverd/failover"
 	"github.com/failoverd/failoverd/failover/beacon"
 )
 
@@ -50,6 +51,9 @@ type Status struct {
 	Version string `json:"version"`
 	// ClientsStopped: the host stopped the clients cleanly on request.
 	ClientsStopped bool `json:"clientsStopped"`
+	// Signer is the validator client's state (keys imported, at which
+	// ownership generation).
+	Signer failover.SignerState `json:"signer"`
 }
 
 // ExecutionStatus is what the execution client said over JSON-RPC.
