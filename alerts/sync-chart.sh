@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Copies alerts/*.rules.yaml into the helm chart (charts/failoverd/rules),
+# which renders them as a PrometheusRule (values validatorRules.enabled).
+# helm reads only files inside the chart, hence the copy; alerts_test.go
+# fails while the two differ. Run it after every change to a rule file:
+#   alerts/sync-chart.sh && git add charts/failoverd/rules
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+dst="$here/../charts/failoverd/rules"
+mkdir -p "$dst"
+rm -f "$dst"/*.rules.yaml
+cp "$here"/*.rules.yaml "$dst"/
