@@ -29,6 +29,7 @@ type Config struct {
 	Cloud     Cloud       `mapstructure:"cloud" json:"cloud"`
 	Notify    Notify      `mapstructure:"notify" json:"notify"`
 	Agent     Agent       `mapstructure:"agent" json:"agent"`
+	Approval  Approval    `mapstructure:"approval" json:"approval"`
 	Fleet     []Validator `mapstructure:"fleet" json:"fleet"`
 }
 
@@ -255,6 +256,33 @@ type Notify struct {
 	Labels map[string]string `mapstructure:"labels" json:"labels"`
 }
 
+// Approval configures who may move validator keys, and the checks a move
+// must pass (DESIGN.md rules 1, 3 and 4).
+type Approval struct {
+	// AllowedSigners are approvers' SSH public keys, one OpenSSH
+	// allowed_signers line each ("alice@example.org ssh-ed25519 AAAA...").
+	// Empty (and no file): every key move is refused.
+	AllowedSigners []string `mapstructure:"allowedSigners" json:"allowedSigners"`
+	// AllowedSignersFile is an allowed_signers file, read at start.
+	AllowedSignersFile string `mapstructure:"allowedSignersFile" json:"allowedSignersFile"`
+	// Threshold is how many distinct approvers must sign (N of M).
+	Threshold int `mapstructure:"threshold" json:"threshold"`
+	// Validity is how long an approval the CLI builds stays valid.
+	Validity time.Duration `mapstructure:"validity" json:"validity"`
+	// SilentEpochs is how many finished epochs the chain must show every
+	// key not live before a signer may start elsewhere (at least 3).
+	SilentEpochs int `mapstructure:"silentEpochs" json:"silentEpochs"`
+	// BeaconNodes are further beacon node URLs asked for chain silence,
+	// besides the standby's own.
+	BeaconNodes []string `mapstructure:"beaconNodes" json:"beaconNodes"`
+	// ImportTimeout is how long a migration waits for the standby to report
+	// its key import before it stops and pages.
+	ImportTimeout time.Duration `mapstructure:"importTimeout" json:"importTimeout"`
+	// AuditLog is the append-only file approvals are recorded in (empty:
+	// <dataDir>/audit.log).
+	AuditLog string `mapstructure:"auditLog" json:"auditLog"`
+}
+
 // Validator is one validator of the fleet.
 type Validator struct {
 	Name    string  `mapstructure:"name" json:"name"`
@@ -267,6 +295,19 @@ type Validator struct {
 	// Snapshots keeps a warm chain-data snapshot of this validator so that a
 	// standby starts from it instead of syncing from scratch.
 	Snapshots Snapshots `mapstructure:"snapshots" json:"snapshots"`
+	// GenesisValidatorsRoot pins the network (0x + 64 hex); empty: failoverd's
+	// table for known networks (mainnet), else the beacon nodes must agree.
+	GenesisValidatorsRoot string `mapstructure:"genesisValidatorsRoot" json:"genesisValidatorsRoot,omitempty"`
+	// Home is the home validator client in the cluster, for fencing by
+	// scaling it to zero.
+	Home Home `mapstructure:"home" json:"home"`
+}
+
+// Home names the home validator client's workload.
+type Home struct {
+	// Workload is "namespace/statefulset/name" or "namespace/deployment/name";
+	// it must be one of the chart's fencing.workloads.
+	Workload string `mapstructure:"workload" json:"workload,omitempty"`
 }
 
 // Snapshots is a validator's warm-snapshot schedule.

@@ -49,6 +49,13 @@ func Default() Config {
 			MonthlyStandbyHours: 240,
 		},
 		Agent: Agent{Port: 7443, Image: "ghcr.io/failoverd/failoverd:latest"},
+		Approval: Approval{
+			Threshold:    1,
+			Validity:     15 * time.Minute,
+			SilentEpochs: 3,
+			// Long enough for an approver to read keystores and unlock them.
+			ImportTimeout: 30 * time.Minute,
+		},
 		Cloud: Cloud{
 			Providers: []string{ProviderSim},
 			GC:        GC{Interval: 10 * time.Minute, GracePeriod: 30 * time.Minute},

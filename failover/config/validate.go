@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
+
+	"github.com/failoverd/failoverd/failover/approval"
 )
 
 // Problem is one thing wrong with a configuration.
@@ -170,8 +172,40 @@ func (c *Config) Validate() error {
 		v.add("agent.caSeedFile", "required with store.type kubernetes and a real cloud: every replica must hold the same standby CA, or a new leader cannot reach the standbys the old one made")
 	}
 
+	c.validateApproval(&v)
 	c.validateFleet(&v)
 	return v.err()
+}
+
+var (
+	rootRE     = regexp.MustCompile(`^0x[0-9a-fA-F]{64}$`)
+	workloadRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?/(statefulset|deployment)/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$`)
+)
+
+func (c *Config) validateApproval(v *validator) {
+	a := c.Approval
+	if len(a.AllowedSigners) > 0 {
+		signers, err := approval.ParseAllowedSigners(a.AllowedSigners)
+		if err != nil {
+			v.add("approval.allowedSigners", "%v", err)
+		} else if a.Threshold > len(signers.Principals()) && a.AllowedSignersFile == "" {
+			v.add("approval.threshold", "%d approvers required but only %d are allowed (%s): no approval could ever pass",
+				a.Threshold, len(signers.Principals()), strings.Join(signers.Principals(), ", "))
+		}
+	}
+	if a.Threshold < 1 {
+		v.add("approval.threshold", "must be 1 or more (got %d)", a.Threshold)
+	}
+	if a.Validity < time.Minute || a.Validity > approval.MaxValidity {
+		v.add("approval.validity", "must be between 1m and %s (got %s)", formatDuration(approval.MaxValidity), formatDuration(a.Validity))
+	}
+	if a.SilentEpochs < 3 {
+		v.add("approval.silentEpochs", "must be 3 or more: fewer finished epochs do not prove the old signer stopped (got %d)", a.SilentEpochs)
+	}
+	for i, u := range a.BeaconNodes {
+		v.endpoint(fmt.Sprintf("approval.beaconNodes[%d]", i), u)
+	}
+	v.positive("approval.importTimeout", a.ImportTimeout)
 }
 
 func (c *Config) validateFleet(v *validator) {
@@ -210,6 +244,12 @@ func (c *Config) validateFleet(v *validator) {
 		}
 		if f.Site == "" && c.Heartbeat.DefaultSite == "" {
 			v.add(key("site"), "required when heartbeat.defaultSite is empty")
+		}
+		if f.GenesisValidatorsRoot != "" && !rootRE.MatchString(f.GenesisValidatorsRoot) {
+			v.add(key("genesisValidatorsRoot"), "must be 0x and 64 hex digits (got %q)", f.GenesisValidatorsRoot)
+		}
+		if f.Home.Workload != "" && !workloadRE.MatchString(f.Home.Workload) {
+			v.add(key("home.workload"), "must be namespace/statefulset/name or namespace/deployment/name (got %q)", f.Home.Workload)
 		}
 		v.providers(key("providers"), f.Providers)
 	}
