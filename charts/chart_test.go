@@ -4,8 +4,9 @@
 // validated server-side, and the daemon's RBAC is checked with real requests
 // under its ServiceAccount's own token.
 //
-// helm comes from $FAILOVERD_TOOLS_BIN (tools/build.sh builds the pinned
-// v3.22.0 there), the default tools cache, or PATH. Without it the tests
+// helm (and promtool, for the validator rules the chart renders from
+// alerts/) come from $FAILOVERD_TOOLS_BIN (tools/build.sh builds the pinned
+// versions there), the default tools cache, or PATH. Without them the tests
 // skip, unless FAILOVERD_E2E_REQUIRED is set.
 //
 //	FAILOVERD_TOOLS_BIN=$(tools/build.sh) go test ./charts/...
@@ -22,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +46,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/yaml"
 
 	"github.com/failoverd/failoverd/failover/kube/kubetest"
 )
@@ -60,6 +63,14 @@ const (
 // helmBin finds helm or skips (fails under FAILOVERD_E2E_REQUIRED).
 func helmBin(t *testing.T) string {
 	t.Helper()
+	return toolBin(t, "helm")
+}
+
+// toolBin finds one of the pinned tools (tools/build.sh) in
+// $FAILOVERD_TOOLS_BIN, the default tools cache, or PATH; or skips (fails
+// under FAILOVERD_E2E_REQUIRED).
+func toolBin(t *testing.T, name string) string {
+	t.Helper()
 	var dirs []string
 	if d := os.Getenv("FAILOVERD_TOOLS_BIN"); d != "" {
 		dirs = append(dirs, d)
@@ -70,15 +81,15 @@ func helmBin(t *testing.T) string {
 		dirs = append(dirs, filepath.Join(cache, "failoverd", "tools", "bin"))
 	}
 	for _, d := range dirs {
-		p := filepath.Join(d, "helm")
+		p := filepath.Join(d, name)
 		if st, err := os.Stat(p); err == nil && !st.IsDir() {
 			return p
 		}
 	}
-	if p, err := exec.LookPath("helm"); err == nil {
+	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
-	msg := "helm not installed: build it with `make tools` and set FAILOVERD_TOOLS_BIN=$(tools/build.sh)"
+	msg := name + " not installed: build it with `make tools` and set FAILOVERD_TOOLS_BIN=$(tools/build.sh)"
 	if os.Getenv("FAILOVERD_E2E_REQUIRED") != "" {
 		t.Fatal(msg)
 	}
@@ -249,6 +260,111 @@ func TestRenderedConfigValid(t *testing.T) {
 	}
 }
 
+// alertsDir holds the validator rules the chart renders from its copy in
+// charts/failoverd/rules (alerts/alerts_test.go keeps the copy identical).
+const alertsDir = "../alerts"
+
+// TestValidatorRulesRendered: with validatorRules.enabled the chart renders
+// every group of alerts/*.rules.yaml, unchanged, as one PrometheusRule that
+// kube-prometheus-stack selects; and the rendered rules pass promtool's
+// check and the same unit tests as alerts/ (promtool from the tools cache or
+// PATH, as helm).
+func TestValidatorRulesRendered(t *testing.T) {
+	out, err := render(t, fullValues, "--show-only", "templates/prometheusrule-validators.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := decodeAll(t, out)
+	if len(objs) != 1 || objs[0].GetKind() != "PrometheusRule" {
+		t.Fatalf("want one PrometheusRule, got:\n%s", out)
+	}
+	pr := objs[0]
+	if l := pr.GetLabels(); l["release"] != "kps" || l["extra"] != "yes" {
+		t.Errorf("labels %v: want release=kps (monitoring.release) and the extra label", l)
+	}
+	got, _, _ := unstructured.NestedSlice(pr.Object, "spec", "groups")
+
+	paths, _ := filepath.Glob(filepath.Join(alertsDir, "*.rules.yaml"))
+	if len(paths) == 0 {
+		t.Fatal("no alerts/*.rules.yaml")
+	}
+	var want []any
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f struct {
+			Groups []any `json:"groups"`
+		}
+		if err := yaml.Unmarshal(b, &f); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		want = append(want, f.Groups...)
+	}
+	// Compare as JSON values: the decoders differ in number types only.
+	norm := func(v any) any {
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out any
+		if err := yaml.Unmarshal(b, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if !reflect.DeepEqual(norm(got), norm(want)) {
+		gb, _ := yaml.Marshal(got)
+		wb, _ := yaml.Marshal(want)
+		t.Fatalf("rendered groups differ from alerts/*.rules.yaml (run alerts/sync-chart.sh):\n%s", firstDiff(string(wb), string(gb)))
+	}
+
+	if out, err := render(t, "", "--show-only", "templates/prometheusrule-validators.yaml"); err == nil {
+		t.Errorf("validatorRules is off by default, yet rendered:\n%s", out)
+	}
+
+	promtool := toolBin(t, "promtool")
+	dir := t.TempDir()
+	rendered := filepath.Join(dir, "rendered.rules.yaml")
+	b, err := yaml.Marshal(map[string]any{"groups": got})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rendered, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "check", "rules", rendered).CombinedOutput(); err != nil {
+		t.Fatalf("promtool check rules on the rendered PrometheusRule: %v\n%s", err, out)
+	}
+	tests, _ := filepath.Glob(filepath.Join(alertsDir, "tests", "*.test.yaml"))
+	if len(tests) == 0 {
+		t.Fatal("no alerts/tests/*.test.yaml")
+	}
+	for _, tf := range tests {
+		b, err := os.ReadFile(tf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := yaml.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s: %v", tf, err)
+		}
+		m["rule_files"] = []string{rendered}
+		b, err = yaml.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(dir, filepath.Base(tf))
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(promtool, "test", "rules", f).CombinedOutput(); err != nil {
+			t.Errorf("%s against the rendered PrometheusRule: %v\n%s", filepath.Base(tf), err, out)
+		}
+	}
+}
+
 // TestSchemaRefuses: values.schema.json is strict.
 func TestSchemaRefuses(t *testing.T) {
 	for _, tc := range []struct {
@@ -264,6 +380,7 @@ func TestSchemaRefuses(t *testing.T) {
 		{"fencing without name", []string{"--set", "fencing.workloads[0].namespace=a", "--set", "fencing.workloads[0].kind=StatefulSet"}, "name"},
 		{"anti-affinity", []string{"--set", "podAntiAffinity=sometimes"}, "podAntiAffinity"},
 		{"no webhook secret", []string{"--set", "auth.webhookToken.existingSecret="}, "existingSecret"},
+		{"validatorRules typo", []string{"--set", "validatorRules.enable=true"}, "enable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(t, "", tc.set...)
