@@ -231,6 +231,33 @@ func newMigrationMetrics(reg prometheus.Registerer) *migrationMetrics {
 	return m
 }
 
+// ValidatorOwner is one fleet validator's owner.
+type ValidatorOwner struct {
+	Validator string `json:"validator"`
+	Ownership
+	OpenIncident string `json:"openIncident,omitempty"`
+}
+
+// Owners lists the owner of every fleet validator.
+func (e *Engine) Owners(ctx context.Context) ([]ValidatorOwner, error) {
+	recs, err := e.store.ListValidators(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]ValidatorRecord{}
+	for _, r := range recs {
+		byName[r.Name] = r
+	}
+	out := make([]ValidatorOwner, 0, len(e.cfg.Fleet))
+	for _, v := range e.cfg.Fleet {
+		r := byName[v.Name]
+		o := r.Ownership
+		o.Owner = o.Current()
+		out = append(out, ValidatorOwner{Validator: v.Name, Ownership: o, OpenIncident: r.OpenIncident})
+	}
+	return out, nil
+}
+
 // Owner returns who may sign for a validator now. The gate asks this.
 func (e *Engine) Owner(ctx context.Context, validator string) (Ownership, error) {
 	if _, ok := e.cfg.Validator(validator); !ok {

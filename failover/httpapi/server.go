@@ -36,6 +36,8 @@ type TearDowner interface {
 type Options struct {
 	Observer   Observer
 	TearDowner TearDowner
+	// Migrator takes approvals and answers the gate; nil: those routes 501.
+	Migrator Migrator
 	Store      failover.Store
 	Mapper     *alertmanager.Mapper
 	// WebhookToken and APIToken are the bearer tokens; both are required
@@ -101,6 +103,12 @@ func NewHandler(o Options) (http.Handler, error) {
 		r.Post("/incidents/{id}/teardown", h.teardown)
 		r.Get("/sites", h.listSites)
 		r.Get("/snapshot-runs", h.listSnapshotRuns)
+		if o.Migrator != nil {
+			r.Get("/incidents/{id}/plan", h.plan)
+			r.Post("/incidents/{id}/approvals", h.approve)
+			r.Get("/owners", h.owners)
+			r.Get("/owners/{validator}", h.owner)
+		}
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
@@ -315,7 +323,7 @@ func (h *handler) teardown(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		h.storeError(w, "teardown", err)
+		h.refusalOrError(w, "teardown", err)
 		return
 	}
 	h.o.Logger.Info("teardown requested", "incident", id, "by", req.By, "remote", r.RemoteAddr)
