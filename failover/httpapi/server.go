@@ -38,8 +38,8 @@ type Options struct {
 	TearDowner TearDowner
 	// Migrator takes approvals and answers the gate; nil: those routes 501.
 	Migrator Migrator
-	Store      failover.Store
-	Mapper     *alertmanager.Mapper
+	Store    failover.Store
+	Mapper   *alertmanager.Mapper
 	// WebhookToken and APIToken are the bearer tokens; both are required
 	// unless AuthDisabled.
 	WebhookToken string
