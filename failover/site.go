@@ -249,6 +249,9 @@ func (e *Engine) checkSite(ctx context.Context, site string, rec SiteRecord, mem
 		if !wasDown {
 			cause := e.siteDownCause(site, rec.LastHeartbeat)
 			switch {
+			case len(members) == 0:
+				e.m.SiteOutages.WithLabelValues(site).Inc()
+				e.log.Warn("site outage, but no validator of the fleet is at this site", "site", site, "cause", cause)
 			case len(still) > 0:
 				e.log.Warn("site still silent; its outage was recorded before this failoverd started", "site", site,
 					"cause", cause, "validators", members)
@@ -261,6 +264,14 @@ func (e *Engine) checkSite(ctx context.Context, site string, rec SiteRecord, mem
 	}
 	if state != siteUnheard {
 		e.m.SiteNeverHeard.WithLabelValues(site).Set(0)
+		e.sites.mu.Lock()
+		logged := e.sites.unheard[site]
+		delete(e.sites.unheard, site)
+		e.sites.mu.Unlock()
+		if logged && len(members) > 0 {
+			e.log.Info("heartbeats arrive from this site: an outage of the whole site will be detected now", "site", site,
+				"site_down_after", e.cfg.Heartbeat.SiteDownAfter)
+		}
 	}
 	down := 0.0
 	if isDown {
