@@ -87,6 +87,10 @@ FAILOVERD_API_TOKEN or --api-token-file).`,
 		newTeardownCmd(e),
 		newSitesCmd(e),
 		newSnapshotsCmd(e),
+		newApproveMigrationCmd(e),
+		newFailbackCmd(e),
+		newGateCmd(e),
+		newOwnersCmd(e),
 		newVersionCmd(e),
 	)
 	return root

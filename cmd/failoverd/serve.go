@@ -189,10 +189,18 @@ func serve(ctx context.Context, e *env, f serveFlags, cmd *cobra.Command) error 
 		notifier = alertmanager.NewNotifier(amc, cfg.Notify.Labels, "http://"+cfg.Listen)
 	}
 
+	mig, err := migrationOptions(cfg, auth, agents, kubeRC)
+	if err != nil {
+		return err
+	}
+	if len(mig.Signers) == 0 {
+		log.Warn("no approvers configured (approval.allowedSigners): every key migration will be refused")
+	}
 	engine, err := failover.New(failover.Options{
 		Config: cfg, Store: store, Providers: providers, Notifier: notifier,
 		Sync: agents, Bootstrap: standbyBootstrap(cfg, auth),
 		Logger: log, Metrics: failover.NewMetrics(reg), Registerer: reg,
+		Migration: mig,
 	})
 	if err != nil {
 		return err
@@ -202,7 +210,7 @@ func serve(ctx context.Context, e *env, f serveFlags, cmd *cobra.Command) error 
 		return err
 	}
 	handler, err := httpapi.NewHandler(httpapi.Options{
-		Observer: engine, TearDowner: engine, Store: store, Mapper: mapper,
+		Observer: engine, TearDowner: engine, Migrator: engine, Store: store, Mapper: mapper,
 		WebhookToken: webhookToken, APIToken: apiToken, AuthDisabled: cfg.Auth.Disabled,
 		MaxBodyBytes: cfg.Webhook.MaxBodyBytes, Gatherer: reg, Metrics: httpapi.NewMetrics(reg), Logger: log,
 		Ready: func() error {

@@ -1,0 +1,667 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
+	sshagent "golang.org/x/crypto/ssh/agent"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/failoverd/failoverd/failover"
+	"github.com/failoverd/failoverd/failover/agent"
+	"github.com/failoverd/failoverd/failover/approval"
+	"github.com/failoverd/failoverd/failover/httpapi"
+	"github.com/failoverd/failoverd/failover/interchange"
+	"github.com/failoverd/failoverd/failover/keymanager"
+	"github.com/failoverd/failoverd/failover/keystore"
+)
+
+// moveFlags are the flags approve-migration and failback share.
+type moveFlags struct {
+	cf            clientFlags
+	signingKey    string
+	approver      string
+	validity      time.Duration
+	approvalFile  string
+	cosignatures  []string
+	printApproval bool
+	keystoresDir  string
+	passwordFile  string
+	secret        string
+	kubeconfig    string
+	spFile        string
+	homeKM        string
+	homeKMToken   string
+	fence         string
+	poweredOff    bool
+	wait          time.Duration
+	outDir        string
+}
+
+func (f *moveFlags) register(cmd *cobra.Command) {
+	f.cf.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&f.signingKey, "signing-key", "", "your SSH key: a private key file (unencrypted), or a .pub file whose key is in your ssh-agent (SSH_AUTH_SOCK)")
+	fl.StringVar(&f.approver, "approver", "", "your principal in approval.allowedSigners (default: env FAILOVERD_APPROVER, else your login name)")
+	fl.DurationVar(&f.validity, "validity", approval.DefaultValidity, "how long the approval stays valid (at most 1h)")
+	fl.StringVar(&f.approvalFile, "approval", "", "sign this approval file (made by --print-approval) instead of building one: all co-approvers sign the same bytes")
+	fl.StringSliceVar(&f.cosignatures, "cosignature", nil, "a co-approver's signature file (ssh-keygen -Y sign -n failoverd-approval -f KEY approval.txt); repeat for each")
+	fl.BoolVar(&f.printApproval, "print-approval", false, "only build the approval and print it (for co-approvers to sign); nothing is sent")
+	fl.StringVar(&f.keystoresDir, "keystores", "", "directory of EIP-2335 keystore-*.json files (passwords: --password-file, or KEYSTORE.txt beside each)")
+	fl.StringVar(&f.passwordFile, "password-file", "", "one password for every keystore")
+	fl.StringVar(&f.secret, "keystores-secret", "", "NAMESPACE/NAME of a Kubernetes Secret with keystore-*.json keys and a password key, read with your own --kubeconfig")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "your kubeconfig for --keystores-secret (default: KUBECONFIG, ~/.kube/config)")
+	fl.StringVar(&f.spFile, "slashing-protection", "", "EIP-3076 slashing protection file to carry (merged with what the home Keymanager returns)")
+	fl.StringVar(&f.homeKM, "home-keymanager", "", "the home validator client's Keymanager API URL")
+	fl.StringVar(&f.homeKMToken, "home-keymanager-token-file", "", "its bearer token file (lighthouse: api-token.txt)")
+	fl.DurationVar(&f.wait, "wait", 2*time.Minute, "how long to wait for failoverd to report the move done (0: do not wait)")
+	fl.StringVar(&f.outDir, "out-dir", ".", "where the slashing protection in transit is saved (it is public data; keep it until the move is done)")
+}
+
+func newApproveMigrationCmd(e *env) *cobra.Command {
+	f := &moveFlags{}
+	cmd := &cobra.Command{
+		Use:   "approve-migration INCIDENT",
+		Short: "Approve and carry out a key migration to the incident's ready standby (a person's decision)",
+		Long: `Move a validator's signing keys from home to the incident's ready standby.
+This is a person's decision; failoverd never moves keys on its own.
+
+What happens, in order (runbooks/approve-migration.md walks through it):
+ 1. failoverd tells what to sign: the incident, its standby and the standby's
+    certificate.
+ 2. Home is fenced, one of: --home-keymanager (DELETE /eth/v1/keystores on the
+    home validator client: every key must answer deleted or not_active; its
+    slashing protection comes back), --fence scale-to-zero (failoverd scales
+    fleet[].home.workload to zero and checks that no pod is left), or
+    --confirm-home-powered-off (you answer for it; recorded).
+ 3. An approval naming the incident, the standby, the keys, an expiry and a
+    nonce is signed with your SSH key and sent to failoverd, which checks the
+    signatures (approval.threshold people), the standby, the fencing and that
+    the chain shows every key silent for approval.silentEpochs finished epochs
+    on the network's genesis root. Then it moves the signing right to the
+    standby and answers with a grant.
+ 4. The keystores and passwords go from THIS machine straight to the standby's
+    agent (TLS to the certificate failoverd's CA issued for it), with the
+    slashing protection merged by maximum with a watermark at the current
+    epoch. failoverd itself never sees a keystore or a password. The agent
+    checks the approval and the grant itself, re-checks chain silence, imports
+    through its validator client's Keymanager API and starts it with
+    doppelganger protection.
+
+Any refusal says why and what to do; nothing moves.`,
+		Example: `  failoverd approve-migration eth-mainnet-1-1 --signing-key ~/.ssh/id_ed25519 \
+    --keystores ./validator_keys --password-file ./password.txt \
+    --home-keymanager https://vc.home.lan:5062 --home-keymanager-token-file ./api-token.txt
+  # home is dark: keys from a Secret, a person vouches for the power-off
+  failoverd approve-migration eth-mainnet-1-1 --signing-key ~/.ssh/id_ed25519.pub \
+    --keystores-secret staking/eth-mainnet-1-keys --slashing-protection ./slashing.json --confirm-home-powered-off
+  # two approvers: build, have the second sign, then send
+  failoverd approve-migration eth-mainnet-1-1 --keystores ./validator_keys --print-approval > approval.txt
+  ssh-keygen -Y sign -n failoverd-approval -f ~/.ssh/id_ed25519 approval.txt   # the co-approver
+  failoverd approve-migration eth-mainnet-1-1 --approval approval.txt --cosignature approval.txt.sig ...`,
+		Args: exactArgs(1, "the incident ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runMove(cmd, e, f, args[0], approval.ActionMigrate)
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&f.fence, "fence", "", "how home is fenced: keymanager (default with --home-keymanager), scale-to-zero, powered-off")
+	cmd.Flags().BoolVar(&f.poweredOff, "confirm-home-powered-off", false, "you confirm the home validator is powered off and cannot sign (recorded under your name)")
+	return cmd
+}
+
+func newFailbackCmd(e *env) *cobra.Command {
+	f := &moveFlags{}
+	cmd := &cobra.Command{
+		Use:   "failback INCIDENT",
+		Short: "Approve moving the signing keys back home from the incident's standby (a migration in reverse)",
+		Long: `Move a migrated validator's signing right back home, through the same gates
+as a migration (runbooks/failback.md):
+ 1. you sign a failback approval for the incident, its standby and its keys;
+ 2. failoverd has the standby's agent delete the keys from its validator
+    client (their slashing protection comes back) and stop it;
+ 3. failoverd waits until the chain shows every key silent for
+    approval.silentEpochs finished epochs;
+ 4. the signing right returns home (a new generation): the home gate opens,
+    and the standby is deleted.
+The slashing protection the standby returned is written to --out-dir: import
+it into the home validator client BEFORE it starts (with --home-keymanager
+and --keystores this command does it for you).`,
+		Example: `  failoverd failback eth-mainnet-1-1 --signing-key ~/.ssh/id_ed25519 --wait 30m
+  failoverd failback eth-mainnet-1-1 --signing-key ~/.ssh/id_ed25519 --wait 30m \
+    --home-keymanager https://vc.home.lan:5062 --home-keymanager-token-file ./api-token.txt \
+    --keystores ./validator_keys --password-file ./password.txt`,
+		Args: exactArgs(1, "the incident ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runMove(cmd, e, f, args[0], approval.ActionFailback)
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+// keys are keystores with their passwords; cleared after use.
+type keys struct {
+	stores    []keystore.Keystore
+	passwords []string
+}
+
+func (k *keys) pubkeys() []string {
+	out := make([]string, len(k.stores))
+	for i, s := range k.stores {
+		out[i] = s.Pubkey
+	}
+	return out
+}
+
+func (k *keys) clear() {
+	for i := range k.passwords {
+		k.passwords[i] = ""
+	}
+	for _, s := range k.stores {
+		clear(s.Raw)
+	}
+}
+
+func runMove(cmd *cobra.Command, e *env, f *moveFlags, id, action string) error {
+	c, err := f.cf.client(e)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	pctx, cancel := context.WithTimeout(ctx, f.cf.timeout)
+	plan, err := c.Plan(pctx, id)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if plan.Action != action {
+		return fmt.Errorf("incident %s is %s: failoverd expects a %s approval for it, not a %s", id, plan.State, plan.Action, action)
+	}
+	if plan.Standby == "" {
+		return fmt.Errorf("incident %s has no standby yet (state %s)", id, plan.State)
+	}
+	approver := f.approver
+	if approver == "" {
+		approver = e.getenv("FAILOVERD_APPROVER")
+	}
+	if approver == "" {
+		approver = whoAmI(e)
+	}
+
+	var ks keys
+	defer ks.clear()
+	if action == approval.ActionMigrate || f.keystoresDir != "" || f.secret != "" {
+		if ks, err = loadKeys(ctx, f); err != nil {
+			return err
+		}
+	}
+	var pubkeys []string
+	if action == approval.ActionMigrate {
+		pubkeys = ks.pubkeys()
+	} else {
+		inc, err := c.GetIncident(ctx, id)
+		if err != nil {
+			return err
+		}
+		m, ok := inc.CurrentMigration()
+		if !ok {
+			return fmt.Errorf("incident %s has no migration to fail back", id)
+		}
+		pubkeys = m.Pubkeys
+	}
+
+	a, text, err := buildApproval(f, plan, pubkeys, action, approver)
+	if err != nil {
+		return err
+	}
+	if f.printApproval {
+		_, err := e.stdout.Write(text)
+		return err
+	}
+	sigs, err := signatures(f, a, text)
+	if err != nil {
+		return err
+	}
+	req := failover.ApprovalRequest{Incident: id, Approval: string(text)}
+	for _, s := range sigs {
+		req.Signatures = append(req.Signatures, string(s))
+	}
+
+	var fromHome *interchange.Interchange
+	if action == approval.ActionMigrate {
+		req.Fencing, fromHome, err = fenceHome(ctx, e, f, id, pubkeys, approver)
+		if err != nil {
+			return err
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, max(f.cf.timeout, 2*time.Minute))
+	reply, err := c.Approve(rctx, req)
+	cancel()
+	if err != nil {
+		if fromHome != nil {
+			fmt.Fprintf(e.stderr, "The home keys were deleted by the Keymanager: their slashing protection is saved in %s. If you give up on this migration, import the keys back at home with it.\n",
+				spPath(f, id))
+		}
+		return fmt.Errorf("refused: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "approval accepted: the signing right of %s moves to %s (generation %d)\n",
+		plan.Validator, migrationTo(reply.Incident), lastGeneration(reply.Incident))
+	if action == approval.ActionFailback {
+		return finishFailback(ctx, e, c, f, id, &ks)
+	}
+	return deliverKeys(ctx, e, c, f, id, reply, req, &ks, fromHome)
+}
+
+func migrationTo(inc failover.Incident) string {
+	m, _ := inc.CurrentMigration()
+	return m.To
+}
+
+func lastGeneration(inc failover.Incident) int64 {
+	m, _ := inc.CurrentMigration()
+	return m.Generation
+}
+
+func buildApproval(f *moveFlags, plan failover.Plan, pubkeys []string, action, approver string) (approval.Approval, []byte, error) {
+	if f.approvalFile != "" {
+		text, err := os.ReadFile(f.approvalFile)
+		if err != nil {
+			return approval.Approval{}, nil, err
+		}
+		a, err := approval.ParseCanonical(text)
+		if err != nil {
+			return approval.Approval{}, nil, fmt.Errorf("%s: %w", f.approvalFile, err)
+		}
+		if a.Incident != plan.Incident || a.Standby != plan.Standby || a.Action != action {
+			return approval.Approval{}, nil, fmt.Errorf("%s names %s %s on %s, not this %s", f.approvalFile, a.Action, a.Incident, a.Standby, action)
+		}
+		return a, text, nil
+	}
+	if len(pubkeys) == 0 {
+		return approval.Approval{}, nil, &usageError{errors.New("no keys: give --keystores DIR or --keystores-secret NS/NAME")}
+	}
+	a, err := approval.NewApproval(plan.Incident, plan.Standby, plan.StandbyCertSHA256, pubkeys, action, approver, time.Now(), f.validity)
+	if err != nil {
+		return approval.Approval{}, nil, err
+	}
+	text, err := a.Canonical()
+	return a, text, err
+}
+
+// signatures signs with the approver's key (unless only co-signatures are
+// given) and adds the co-approvers'.
+func signatures(f *moveFlags, a approval.Approval, text []byte) ([][]byte, error) {
+	var out [][]byte
+	if f.signingKey != "" {
+		signer, err := loadSigner(f.signingKey)
+		if err != nil {
+			return nil, err
+		}
+		s, err := approval.Sign(a, signer)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	for _, p := range f.cosignatures {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	if len(out) == 0 {
+		return nil, &usageError{errors.New("no signature: give --signing-key (and --cosignature for co-approvers)")}
+	}
+	_ = text
+	return out, nil
+}
+
+// loadSigner reads an unencrypted private key, or finds the key of a .pub
+// file in the ssh-agent.
+func loadSigner(path string) (ssh.Signer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if pub, _, _, _, perr := ssh.ParseAuthorizedKey(b); perr == nil {
+		sock := os.Getenv("SSH_AUTH_SOCK")
+		if sock == "" {
+			return nil, fmt.Errorf("%s is a public key: its private key must be in your ssh-agent, but SSH_AUTH_SOCK is not set", path)
+		}
+		conn, err := net.Dial("unix", sock)
+		if err != nil {
+			return nil, fmt.Errorf("ssh-agent: %w", err)
+		}
+		signers, err := sshagent.NewClient(conn).Signers()
+		if err != nil {
+			return nil, fmt.Errorf("ssh-agent: %w", err)
+		}
+		for _, s := range signers {
+			if string(s.PublicKey().Marshal()) == string(pub.Marshal()) {
+				return s, nil
+			}
+		}
+		return nil, fmt.Errorf("the key of %s is not in your ssh-agent (ssh-add it)", path)
+	}
+	s, err := ssh.ParsePrivateKey(b)
+	var pe *ssh.PassphraseMissingError
+	if errors.As(err, &pe) {
+		return nil, fmt.Errorf("%s is passphrase protected: add it to your ssh-agent and pass its .pub file", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// loadKeys reads keystores and passwords from a directory or a Secret.
+func loadKeys(ctx context.Context, f *moveFlags) (keys, error) {
+	var files map[string][]byte
+	var shared string
+	switch {
+	case f.keystoresDir != "" && f.secret != "":
+		return keys{}, &usageError{errors.New("give --keystores or --keystores-secret, not both")}
+	case f.keystoresDir != "":
+		entries, err := os.ReadDir(f.keystoresDir)
+		if err != nil {
+			return keys{}, err
+		}
+		files = map[string][]byte{}
+		for _, en := range entries {
+			if en.IsDir() {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(f.keystoresDir, en.Name()))
+			if err != nil {
+				return keys{}, err
+			}
+			files[en.Name()] = b
+		}
+	case f.secret != "":
+		ns, name, ok := strings.Cut(f.secret, "/")
+		if !ok || ns == "" || name == "" {
+			return keys{}, &usageError{fmt.Errorf("--keystores-secret %q: want NAMESPACE/NAME", f.secret)}
+		}
+		rules := clientcmd.NewDefaultClientConfigLoadingRules()
+		if f.kubeconfig != "" {
+			rules.ExplicitPath = f.kubeconfig
+		}
+		rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+		if err != nil {
+			return keys{}, fmt.Errorf("your kubeconfig: %w", err)
+		}
+		cs, err := kubernetes.NewForConfig(rc)
+		if err != nil {
+			return keys{}, err
+		}
+		sec, err := cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return keys{}, fmt.Errorf("read Secret %s with your kubeconfig: %w", f.secret, err)
+		}
+		files = sec.Data
+		if p, ok := files["password"]; ok {
+			shared = strings.TrimRight(string(p), "\r\n")
+		}
+	default:
+		return keys{}, &usageError{errors.New("no keys: give --keystores DIR or --keystores-secret NS/NAME")}
+	}
+	if f.passwordFile != "" {
+		b, err := os.ReadFile(f.passwordFile)
+		if err != nil {
+			return keys{}, err
+		}
+		shared = strings.TrimRight(string(b), "\r\n")
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		if strings.HasPrefix(n, "keystore") && strings.HasSuffix(n, ".json") {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return keys{}, errors.New("no keystore-*.json files found")
+	}
+	var out keys
+	for _, n := range names {
+		k, err := keystore.Parse(files[n])
+		if err != nil {
+			return keys{}, fmt.Errorf("%s: %w", n, err)
+		}
+		pw := shared
+		if own, ok := files[strings.TrimSuffix(n, ".json")+".txt"]; ok {
+			pw = strings.TrimRight(string(own), "\r\n")
+		}
+		if pw == "" {
+			return keys{}, fmt.Errorf("%s: no password (--password-file, or %s.txt beside it)", n, strings.TrimSuffix(n, ".json"))
+		}
+		if slices.ContainsFunc(out.stores, func(s keystore.Keystore) bool { return s.Pubkey == k.Pubkey }) {
+			return keys{}, fmt.Errorf("%s: key %s appears twice", n, k.Pubkey)
+		}
+		out.stores = append(out.stores, k)
+		out.passwords = append(out.passwords, pw)
+	}
+	return out, nil
+}
+
+func spPath(f *moveFlags, id string) string {
+	return filepath.Join(f.outDir, "slashing-protection-"+id+".json")
+}
+
+// fenceHome fences home the way the approver chose and returns the evidence
+// (and the home's slashing protection, when the Keymanager gave it).
+func fenceHome(ctx context.Context, e *env, f *moveFlags, id string, pubkeys []string, approver string) (failover.Fencing, *interchange.Interchange, error) {
+	method := f.fence
+	if f.poweredOff {
+		if method != "" && method != failover.FencePoweredOff {
+			return failover.Fencing{}, nil, &usageError{errors.New("--confirm-home-powered-off and --fence " + method + " contradict each other")}
+		}
+		method = failover.FencePoweredOff
+	}
+	if method == "" && f.homeKM != "" {
+		method = failover.FenceKeymanager
+	}
+	switch method {
+	case failover.FencePoweredOff:
+		if !f.poweredOff {
+			return failover.Fencing{}, nil, &usageError{errors.New("--fence powered-off needs --confirm-home-powered-off: you answer for it")}
+		}
+		return failover.Fencing{Method: method, ConfirmedBy: approver}, nil, nil
+	case failover.FenceScale:
+		return failover.Fencing{Method: method}, nil, nil
+	case failover.FenceKeymanager:
+		if f.homeKM == "" {
+			return failover.Fencing{}, nil, &usageError{errors.New("--fence keymanager needs --home-keymanager URL")}
+		}
+		token := ""
+		if f.homeKMToken != "" {
+			b, err := os.ReadFile(f.homeKMToken)
+			if err != nil {
+				return failover.Fencing{}, nil, err
+			}
+			token = strings.TrimSpace(string(b))
+		}
+		km, err := keymanager.New(f.homeKM, token)
+		if err != nil {
+			return failover.Fencing{}, nil, err
+		}
+		res, err := km.DeleteKeystores(ctx, pubkeys)
+		var sp *interchange.Interchange
+		if res.SlashingProtection != "" {
+			// Save it first: the keys may be gone from home now.
+			if werr := os.WriteFile(spPath(f, id), []byte(res.SlashingProtection), 0o600); werr != nil {
+				return failover.Fencing{}, nil, fmt.Errorf("save the home slashing protection: %w", werr)
+			}
+			if sp, err = interchange.Parse([]byte(res.SlashingProtection)); err != nil {
+				return failover.Fencing{}, nil, fmt.Errorf("the home Keymanager's slashing protection: %w", err)
+			}
+		}
+		if err != nil {
+			return failover.Fencing{}, sp, fmt.Errorf("home Keymanager DELETE: %w", err)
+		}
+		st := map[string]string{}
+		for _, k := range res.Keys {
+			st[k.Pubkey] = string(k.Status)
+		}
+		fmt.Fprintf(e.stderr, "home Keymanager: %d keys answered; slashing protection saved to %s\n", len(res.Keys), spPath(f, id))
+		return failover.Fencing{Method: method, KeyStatuses: st}, sp, nil
+	default:
+		return failover.Fencing{}, nil, &usageError{errors.New("say how home is fenced: --home-keymanager URL, --fence scale-to-zero, or --confirm-home-powered-off")}
+	}
+}
+
+// deliverKeys sends the keys to the standby's agent with the approval, the
+// grant and the merged slashing protection, then waits for failoverd.
+func deliverKeys(ctx context.Context, e *env, c *httpapi.Client, f *moveFlags, id string, reply failover.ApprovalReply,
+	req failover.ApprovalRequest, ks *keys, fromHome *interchange.Interchange) error {
+	root, pubkeys := reply.Chain.GenesisValidatorsRoot, ks.pubkeys()
+	parts := []*interchange.Interchange{}
+	if fromHome != nil {
+		parts = append(parts, fromHome)
+	}
+	if f.spFile != "" {
+		b, err := os.ReadFile(f.spFile)
+		if err != nil {
+			return err
+		}
+		sp, err := interchange.Parse(b)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.spFile, err)
+		}
+		parts = append(parts, sp)
+	}
+	// Whatever the history says, nothing at or below the current epoch and
+	// slot is ever signed again.
+	wm, err := interchange.Watermark(root, pubkeys, reply.Chain.Epoch, reply.Chain.Slot)
+	if err != nil {
+		return err
+	}
+	parts = append(parts, wm)
+	merged, err := interchange.Merge(root, parts...)
+	if err != nil {
+		return fmt.Errorf("merge slashing protection: %w", err)
+	}
+	if err := merged.Validate(root, pubkeys); err != nil {
+		return fmt.Errorf("slashing protection: %w", err)
+	}
+	spJSON, err := merged.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(spPath(f, id), spJSON, 0o600); err != nil {
+		return fmt.Errorf("save the slashing protection: %w", err)
+	}
+	ir := agent.ImportRequest{Approval: req.Approval, Signatures: req.Signatures, Grant: reply.Grant, SlashingProtection: string(spJSON)}
+	for i, s := range ks.stores {
+		ir.Keystores = append(ir.Keystores, string(s.Raw))
+		ir.Passwords = append(ir.Passwords, ks.passwords[i])
+	}
+	res, err := agent.ImportKeys(ctx, reply.Agent, ir)
+	clear(ir.Passwords)
+	if err != nil {
+		return fmt.Errorf("the standby refused the keys: %w (failoverd will stop the incident; see runbooks/approve-migration.md)", err)
+	}
+	pks := make([]string, 0, len(res.KeyStatuses))
+	for pk := range res.KeyStatuses {
+		pks = append(pks, pk)
+	}
+	sort.Strings(pks)
+	for _, pk := range pks {
+		fmt.Fprintf(e.stdout, "  %s  %s\n", pk, res.KeyStatuses[pk])
+	}
+	fmt.Fprintf(e.stdout, "standby %s: %s\n", reply.Agent.ServerName, res.Message)
+	return waitState(ctx, e, c, f, id, failover.StateMigrated)
+}
+
+func waitState(ctx context.Context, e *env, c *httpapi.Client, f *moveFlags, id string, want failover.State) error {
+	if f.wait <= 0 {
+		return nil
+	}
+	deadline := time.Now().Add(f.wait)
+	for {
+		inc, err := c.GetIncident(ctx, id)
+		if err == nil {
+			switch inc.State {
+			case want:
+				fmt.Fprintf(e.stdout, "incident %s is %s: %s\n", id, inc.State, inc.Reason)
+				return nil
+			case failover.StateFailed:
+				return fmt.Errorf("incident %s stopped: %s", id, inc.Reason)
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("incident %s is not %s after %s (now %s: %s); follow it with failoverd incidents show %s",
+				id, want, f.wait, inc.State, inc.Reason, id)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// finishFailback waits for the signing right to come home, saves the
+// standby's slashing protection and, when asked, imports the keys at home.
+func finishFailback(ctx context.Context, e *env, c *httpapi.Client, f *moveFlags, id string, ks *keys) error {
+	if err := waitState(ctx, e, c, f, id, failover.StateClosed); err != nil {
+		return err
+	}
+	if f.wait <= 0 {
+		return nil
+	}
+	inc, err := c.GetIncident(ctx, id)
+	if err != nil {
+		return err
+	}
+	m, _ := inc.CurrentMigration()
+	if m.SlashingProtection == "" {
+		return errors.New("the standby returned no slashing protection: import none at home before checking the standby's validator client by hand")
+	}
+	if err := os.WriteFile(spPath(f, id), []byte(m.SlashingProtection), 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "the standby's slashing protection is in %s: import it at home before the validator client signs\n", spPath(f, id))
+	if f.homeKM == "" || len(ks.stores) == 0 {
+		return nil
+	}
+	token := ""
+	if f.homeKMToken != "" {
+		b, err := os.ReadFile(f.homeKMToken)
+		if err != nil {
+			return err
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	km, err := keymanager.New(f.homeKM, token)
+	if err != nil {
+		return err
+	}
+	stores := make([]string, len(ks.stores))
+	for i, s := range ks.stores {
+		stores[i] = string(s.Raw)
+	}
+	st, err := km.ImportKeystores(ctx, stores, ks.passwords, m.SlashingProtection)
+	if err != nil {
+		return fmt.Errorf("home import: %w", err)
+	}
+	if err := keymanager.AllImported(st, len(stores)); err != nil {
+		return fmt.Errorf("home import: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "home imported %d keys with the standby's slashing protection\n", len(stores))
+	return nil
+}
