@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 DATA_DIR ?= ./data
 FUZZTIME ?= 30s
 
-.PHONY: all build run demo test test-unit lint bench fuzz tools clean
+.PHONY: all build run demo test test-unit lint bench fuzz tools rules clean
 
 all: build
 
@@ -26,7 +26,7 @@ run: build
 demo: build
 	scripts/demo.sh
 
-## tools: build the pinned Alertmanager, kube-apiserver and helm (tools/, tools/kube/, tools/helm/) into ~/.cache/failoverd/tools
+## tools: build the pinned Alertmanager, kube-apiserver, helm and promtool (tools/, tools/kube/, tools/helm/, tools/promtool/) into ~/.cache/failoverd/tools
 tools:
 	tools/build.sh >/dev/null
 
@@ -58,6 +58,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./failover/config/
 	$(GO) test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZTIME) ./failover/httpapi/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./failover/interchange/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./failover/keystore/
+
+## rules: copy alerts/*.rules.yaml into the chart and refresh its golden files
+rules: tools
+	alerts/sync-chart.sh
+	FAILOVERD_TOOLS_BIN=$$(tools/build.sh) $(GO) test ./charts/ -run Golden -update
 
 clean:
 	rm -rf bin
