@@ -3,12 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/failoverd/failoverd/failover/agent"
+	"github.com/failoverd/failoverd/failover/approval"
 )
 
 type agentFlags struct {
@@ -23,6 +25,12 @@ type agentFlags struct {
 	timeout      time.Duration
 	logFormat    string
 	logLevel     string
+	signersFile  string
+	threshold    int
+	kmURL        string
+	kmTokenFile  string
+	stateDir     string
+	silentEpochs int
 }
 
 func newAgentCmd(e *env) *cobra.Command {
@@ -37,11 +45,19 @@ when the standby has caught up.
 
 It serves GET /v1/status over mutual TLS 1.3: execution eth_syncing and
 net_peerCount, beacon /eth/v1/node/syncing, /health and /peer_count, disk free
-on --data-path and the agent's clock. POST /v1/keys answers 501 until key
-import arrives with approve-migration. There is no plain-HTTP port.
+on --data-path, the agent's clock and its validator client's signer state.
+There is no plain-HTTP port.
 
-Threat model: the port faces the internet, so only failoverd's client certificate
-(CN "failoverd", CA in --client-ca) is answered; the agent holds no keys and changes nothing.
+With --allowed-signers and --keymanager-url it also takes keys: POST /v1/keys
+from an approver's 'failoverd approve-migration', authorised by the signed
+approval (checked against --allowed-signers) and failoverd's grant (signed by
+the CA in --client-ca), never by the connection alone; chain silence is
+checked again on the local beacon node right before the keys go to the
+validator client's Keymanager API with their slashing protection. A failback
+(POST /v1/keys/fence, failoverd only) deletes them again.
+
+Threat model: the port faces the internet, so every route but the key import
+answers only failoverd's client certificate (CN "failoverd", CA in --client-ca).
 
 The credentials are made per standby by failoverd's CA and delivered by the
 bootstrap; see failover/agent/README.md.`,
@@ -66,6 +82,12 @@ bootstrap; see failover/agent/README.md.`,
 	fl.DurationVar(&f.timeout, "timeout", agent.DefaultTimeout, "how long to wait for the local clients on each status request")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.StringVar(&f.signersFile, "allowed-signers", "", "approvers' SSH keys (OpenSSH allowed_signers file); without it no key is ever imported")
+	fl.IntVar(&f.threshold, "approval-threshold", 1, "distinct approvers an import needs")
+	fl.StringVar(&f.kmURL, "keymanager-url", "", "the local validator client's Keymanager API (e.g. http://127.0.0.1:5062)")
+	fl.StringVar(&f.kmTokenFile, "keymanager-token-file", "", "its bearer token file")
+	fl.StringVar(&f.stateDir, "state-dir", "/var/lib/failoverd-agent", "where the signer state (ownership generation, used approvals) is kept")
+	fl.IntVar(&f.silentEpochs, "silent-epochs", 3, "finished epochs of chain silence required right before an import (at least 3)")
 	return cmd
 }
 
@@ -87,7 +109,35 @@ func runAgent(cmd *cobra.Command, e *env, f agentFlags) error {
 	if err != nil {
 		return err
 	}
+	var keys agent.KeyOptions
+	if f.signersFile != "" {
+		b, err := os.ReadFile(f.signersFile)
+		if err != nil {
+			return fmt.Errorf("--allowed-signers: %w", err)
+		}
+		signers, err := approval.ParseAllowedSigners(strings.Split(string(b), "\n"))
+		if err != nil {
+			return fmt.Errorf("--allowed-signers: %w", err)
+		}
+		if f.kmURL == "" {
+			return &usageError{errors.New("--allowed-signers needs --keymanager-url: keys go to the local validator client")}
+		}
+		token := ""
+		if f.kmTokenFile != "" {
+			tb, err := os.ReadFile(f.kmTokenFile)
+			if err != nil {
+				return fmt.Errorf("--keymanager-token-file: %w", err)
+			}
+			token = strings.TrimSpace(string(tb))
+		}
+		if err := os.MkdirAll(f.stateDir, 0o700); err != nil {
+			return fmt.Errorf("--state-dir: %w", err)
+		}
+		keys = agent.KeyOptions{AllowedSigners: signers, Threshold: f.threshold, KeymanagerURL: f.kmURL,
+			KeymanagerToken: token, StateDir: f.stateDir, SilentEpochs: f.silentEpochs}
+	}
 	return agent.Run(cmd.Context(), agent.Options{
+		Keys:         keys,
 		Listen:       f.listen,
 		CertFile:     f.certFile,
 		KeyFile:      f.keyFile,
