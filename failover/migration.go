@@ -333,12 +333,22 @@ func (e *Engine) liveStandby(ctx context.Context, inc Incident) (cloud.Standby, 
 }
 
 // incidentNonces is the incident's record of used nonces, for the verifier.
-type incidentNonces struct{ inc *Incident }
+// mine is the nonce this very Approve call has already spent: a retry after
+// a concurrent write to the incident is not a replay of itself.
+type incidentNonces struct {
+	inc  *Incident
+	mine string
+}
 
-func (n incidentNonces) Seen(nonce string) bool { return slices.Contains(n.inc.Nonces, nonce) }
+func (n incidentNonces) Seen(nonce string) bool {
+	return nonce != n.mine && slices.Contains(n.inc.Nonces, nonce)
+}
 
 func (n incidentNonces) Mark(nonce string) error {
-	if n.Seen(nonce) {
+	if slices.Contains(n.inc.Nonces, nonce) {
+		if nonce == n.mine {
+			return nil
+		}
 		return &approval.RefusalError{Code: approval.CodeReplayed, Message: "nonce " + nonce + " already used on this incident"}
 	}
 	n.inc.Nonces = append(n.inc.Nonces, nonce)
@@ -352,8 +362,12 @@ func (n incidentNonces) Mark(nonce string) error {
 // right. Any failure refuses with a *RefusedError or an
 // *approval.RefusalError and moves nothing.
 func (e *Engine) Approve(ctx context.Context, req ApprovalRequest) (ApprovalReply, error) {
+	// The reconciler writes a ready incident at every poll: such a write
+	// between the nonce being spent and the transition makes this loop try
+	// again, and the retry must not refuse its own nonce as replayed.
+	var spent string
 	for range maxCASRetries {
-		reply, err := e.approve(ctx, req)
+		reply, err := e.approve(ctx, req, &spent)
 		if errors.Is(err, ErrConflict) {
 			continue
 		}
@@ -362,7 +376,7 @@ func (e *Engine) Approve(ctx context.Context, req ApprovalRequest) (ApprovalRepl
 	return ApprovalReply{}, fmt.Errorf("approve %s: %w after %d attempts", req.Incident, ErrConflict, maxCASRetries)
 }
 
-func (e *Engine) approve(ctx context.Context, req ApprovalRequest) (ApprovalReply, error) {
+func (e *Engine) approve(ctx context.Context, req ApprovalRequest, spent *string) (ApprovalReply, error) {
 	inc, err := e.store.GetIncident(ctx, req.Incident)
 	if err != nil {
 		return ApprovalReply{}, fmt.Errorf("incident %s: %w", req.Incident, err)
@@ -428,7 +442,7 @@ func (e *Engine) approve(ctx context.Context, req ApprovalRequest) (ApprovalRepl
 	}
 	// The nonce is spent by the verification itself: a refused precondition
 	// below still uses it up, so the same approval can never be tried twice.
-	verifier := &approval.Verifier{Signers: e.mig.Signers, Threshold: e.mig.Threshold, Now: e.now, Used: incidentNonces{&inc}}
+	verifier := &approval.Verifier{Signers: e.mig.Signers, Threshold: e.mig.Threshold, Now: e.now, Used: incidentNonces{inc: &inc, mine: *spent}}
 	res, verr := verifier.Verify(a, sigs, want)
 	if verr != nil {
 		return refuse(verr)
@@ -450,6 +464,7 @@ func (e *Engine) approve(ctx context.Context, req ApprovalRequest) (ApprovalRepl
 	if err := e.update(ctx, &inc); err != nil {
 		return ApprovalReply{}, err
 	}
+	*spent = a.Nonce
 	var chain beacon.Report
 	if a.Action == approval.ActionMigrate {
 		m.From, m.To = OwnerHome, standby
@@ -483,6 +498,9 @@ func (e *Engine) approve(ctx context.Context, req ApprovalRequest) (ApprovalRepl
 		if err := e.moveOwnership(ctx, inc, m); err != nil {
 			// The incident says migrating; the reconciler retries the swap
 			// or fails the incident. No grant leaves this process.
+			if isRefused(err) {
+				return refuse(err)
+			}
 			return ApprovalReply{}, err
 		}
 	}

@@ -1,0 +1,1462 @@
+package failover_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/failoverd/failoverd/cloud"
+	"github.com/failoverd/failoverd/cloud/sim"
+	"github.com/failoverd/failoverd/failover"
+	"github.com/failoverd/failoverd/failover/approval"
+	"github.com/failoverd/failoverd/failover/beacon"
+	"github.com/failoverd/failoverd/failover/beacon/beacontest"
+	"github.com/failoverd/failoverd/failover/config"
+	"github.com/failoverd/failoverd/failover/grant"
+	"github.com/failoverd/failoverd/failover/pki"
+	"github.com/failoverd/failoverd/failover/store/bolt"
+)
+
+// The validator keys every test moves, and the network they are on.
+var (
+	pk1       = "0x" + strings.Repeat("a1", 48)
+	pk2       = "0x" + strings.Repeat("b2", 48)
+	hoodiRoot = "0x" + strings.Repeat("10", 32)
+	otherRoot = "0x" + strings.Repeat("ee", 32)
+)
+
+const fromAddr = "192.0.2.10:40000"
+
+// certFor is the standby agent certificate hash failoverd reports for a
+// standby (what an approver signs).
+func certFor(standby string) string {
+	sum := sha256.Sum256([]byte("agent certificate of " + standby))
+	return hex.EncodeToString(sum[:])
+}
+
+// silentReport is a standby beacon node's report of two silent keys on hoodi.
+func silentReport(pubkeys []string) beacon.Report {
+	r := beacon.Report{GenesisValidatorsRoot: hoodiRoot, Epoch: 1000, Slot: 32_000, SilentEpochs: []uint64{999, 998, 997}}
+	for i := range pubkeys {
+		r.Indices = append(r.Indices, fmt.Sprint(i+1))
+	}
+	return r
+}
+
+// addrProvider is the simulated cloud with an agent address on every
+// standby: the sim runs no agent, and failoverd refuses to move keys to a
+// standby it cannot reach. Its sync status can be overridden.
+type addrProvider struct {
+	*sim.Cloud
+	mu   sync.Mutex
+	addr string
+	sync func() (cloud.SyncStatus, error)
+}
+
+func (p *addrProvider) address() string { p.mu.Lock(); defer p.mu.Unlock(); return p.addr }
+
+func (p *addrProvider) Get(ctx context.Context, name string) (cloud.Standby, error) {
+	sb, err := p.Cloud.Get(ctx, name)
+	sb.Address = p.address()
+	return sb, err
+}
+
+func (p *addrProvider) Ensure(ctx context.Context, spec cloud.StandbySpec) (cloud.Standby, error) {
+	sb, err := p.Cloud.Ensure(ctx, spec)
+	sb.Address = p.address()
+	return sb, err
+}
+
+func (p *addrProvider) SyncStatus(ctx context.Context, sb cloud.Standby) (cloud.SyncStatus, error) {
+	p.mu.Lock()
+	f := p.sync
+	p.mu.Unlock()
+	if f != nil {
+		return f()
+	}
+	return p.Cloud.SyncStatus(ctx, sb)
+}
+
+// agentModel is one standby agent as the fake keeps it: what it has acted
+// on and whether its validator client signs.
+type agentModel struct {
+	seen      int64 // highest generation acted on
+	phase     string
+	message   string
+	statuses  map[string]string
+	active    bool  // keys loaded, validator client running: it signs
+	importGen int64 // the generation its signing keys came with
+	lastSign  time.Time
+	report    *failover.SignerState // a scripted /v1/status answer
+}
+
+// fakeKeys is failover.StandbyKeys plus the approver's CLI delivering keys
+// (Import). It follows the real agent's rules: a grant must verify against
+// failoverd's CA, name this standby and be newer than anything seen.
+type fakeKeys struct {
+	mu     sync.Mutex
+	caPEM  []byte
+	now    func() time.Time
+	agents map[string]*agentModel
+
+	chain      func(sb cloud.Standby, pubkeys []string, epochs int) (beacon.Report, error)
+	chainCalls int
+	// silent is the chain as the agent sees it right before an import.
+	silent func() bool
+
+	fenceStatus func(pk string) string // nil: "deleted"
+	fences      []grant.Grant
+	fenceErrs   int
+
+	imports []grant.Grant
+}
+
+func newFakeKeys(caPEM []byte, now func() time.Time) *fakeKeys {
+	return &fakeKeys{caPEM: caPEM, now: now, agents: map[string]*agentModel{}}
+}
+
+func (k *fakeKeys) agent(name string) *agentModel {
+	a, ok := k.agents[name]
+	if !ok {
+		a = &agentModel{}
+		k.agents[name] = a
+	}
+	return a
+}
+
+func (k *fakeKeys) Chain(_ context.Context, sb cloud.Standby, pubkeys []string, epochs int) (beacon.Report, error) {
+	k.mu.Lock()
+	k.chainCalls++
+	f := k.chain
+	k.mu.Unlock()
+	if epochs < beacon.MinSilentEpochs {
+		return beacon.Report{}, fmt.Errorf("asked for %d epochs of silence, fewer than %d", epochs, beacon.MinSilentEpochs)
+	}
+	if f != nil {
+		return f(sb, pubkeys, epochs)
+	}
+	return silentReport(pubkeys), nil
+}
+
+func (k *fakeKeys) Signer(_ context.Context, sb cloud.Standby) (failover.SignerState, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	a := k.agent(sb.Name)
+	if a.report != nil {
+		return *a.report, nil
+	}
+	st := failover.SignerState{Generation: a.seen, Phase: a.phase, Message: a.message}
+	if a.statuses != nil {
+		st.KeyStatuses = map[string]string{}
+		for pk, s := range a.statuses {
+			st.KeyStatuses[pk] = s
+		}
+	}
+	return st, nil
+}
+
+func (k *fakeKeys) setReport(name string, st failover.SignerState) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.agent(name).report = &st
+}
+
+func (k *fakeKeys) Fence(_ context.Context, sb cloud.Standby, s grant.Signed) (failover.FenceReport, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	g, err := grant.Verify(s, k.caPEM, k.now())
+	if err != nil {
+		k.fenceErrs++
+		return failover.FenceReport{}, err
+	}
+	a := k.agent(sb.Name)
+	if g.Action != approval.ActionFailback || g.Standby != sb.Name {
+		k.fenceErrs++
+		return failover.FenceReport{}, fmt.Errorf("grant %s for %s is not a failback from %s", g.Action, g.Standby, sb.Name)
+	}
+	// A repeat at the same generation is allowed after a fence that ended
+	// fenced or failed (a failback approved again after a failed fence).
+	if g.Generation < a.seen || g.Generation == a.seen && a.phase != failover.SignerFenced && a.phase != failover.SignerFailed {
+		k.fenceErrs++
+		return failover.FenceReport{}, fmt.Errorf("fence grant generation %d, agent has seen %d", g.Generation, a.seen)
+	}
+	k.fences = append(k.fences, g)
+	rep := failover.FenceReport{KeyStatuses: map[string]string{},
+		SlashingProtection: `{"metadata":{"interchange_format_version":"5","genesis_validators_root":"` + hoodiRoot + `"},"data":[]}`}
+	failed := false
+	for _, pk := range g.Pubkeys {
+		st := "deleted"
+		if !a.active {
+			st = "not_active"
+		}
+		if k.fenceStatus != nil {
+			if s := k.fenceStatus(pk); s != "" {
+				st = s
+			}
+		}
+		if st != "deleted" && st != "not_active" {
+			failed = true
+		}
+		rep.KeyStatuses[pk] = st
+	}
+	a.seen, a.statuses = g.Generation, rep.KeyStatuses
+	if failed {
+		// A key the validator client would not delete still signs.
+		a.phase, a.message = failover.SignerFailed, "fence incomplete"
+	} else {
+		a.phase, a.message, a.active = failover.SignerFenced, "every key deleted", false
+	}
+	return rep, nil
+}
+
+func (k *fakeKeys) Endpoint(sb cloud.Standby) (failover.AgentEndpoint, error) {
+	if sb.Address == "" {
+		return failover.AgentEndpoint{}, fmt.Errorf("standby %s has no address yet", sb.Name)
+	}
+	return failover.AgentEndpoint{URL: "https://" + sb.Address, ServerName: sb.Name, CAPEM: string(k.caPEM)}, nil
+}
+
+// The outcomes of a key delivery.
+const (
+	importOK    = "imported"
+	importFail  = "failed"
+	importStuck = "importing" // the agent died mid-import
+)
+
+// Import is the approver's CLI sending keys with a grant to the standby's
+// agent; it returns the agent's refusal, if any.
+func (k *fakeKeys) Import(standby string, s grant.Signed, outcome string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	g, err := grant.Verify(s, k.caPEM, k.now())
+	if err != nil {
+		return err
+	}
+	if g.Action != approval.ActionMigrate || g.Standby != standby || g.Owner != standby {
+		return fmt.Errorf("grant is for %s to %s, not a migration to %s", g.Action, g.Owner, standby)
+	}
+	a := k.agent(standby)
+	if g.Generation <= a.seen {
+		return fmt.Errorf("generation %d, agent has seen %d", g.Generation, a.seen)
+	}
+	if k.silent != nil && !k.silent() {
+		return errors.New("chain silence not proven right before the import")
+	}
+	a.seen, a.message = g.Generation, ""
+	a.statuses = map[string]string{}
+	switch outcome {
+	case importOK:
+		for _, pk := range g.Pubkeys {
+			a.statuses[pk] = "imported"
+		}
+		a.phase, a.active, a.importGen = failover.SignerImported, true, g.Generation
+	case importFail:
+		a.statuses[g.Pubkeys[0]] = "error"
+		a.phase, a.message, a.active = failover.SignerFailed, "keystores[0]: \"error\" (invalid password)", false
+	case importStuck:
+		a.phase = failover.SignerImporting
+	}
+	k.imports = append(k.imports, g)
+	return nil
+}
+
+func (k *fakeKeys) counts() (imports, fences int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.imports), len(k.fences)
+}
+
+// fakeHome scales the home validator client to zero.
+type fakeHome struct {
+	mu     sync.Mutex
+	calls  []string
+	err    error
+	scaled func()
+}
+
+func (h *fakeHome) ScaleToZero(_ context.Context, validator string) (string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, validator)
+	if h.err != nil {
+		return "", h.err
+	}
+	if h.scaled != nil {
+		h.scaled()
+	}
+	return "home workload basement/statefulset/" + validator + " scaled to zero, no pod left", nil
+}
+
+// fakeAudit is the append-only audit log.
+type fakeAudit struct {
+	mu   sync.Mutex
+	recs []failover.AuditRecord
+}
+
+func (a *fakeAudit) Append(_ context.Context, rec failover.AuditRecord) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.recs = append(a.recs, rec)
+	return nil
+}
+
+func (a *fakeAudit) records() []failover.AuditRecord {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.recs)
+}
+
+// hookStore lets a test write behind the engine's back at a precise moment.
+type hookStore struct {
+	failover.Store
+	mu       sync.Mutex
+	onPutInc func(inc *failover.Incident)
+}
+
+func (s *hookStore) PutIncident(ctx context.Context, inc *failover.Incident) error {
+	s.mu.Lock()
+	f := s.onPutInc
+	s.mu.Unlock()
+	if f != nil {
+		f(inc)
+	}
+	return s.Store.PutIncident(ctx, inc)
+}
+
+func (s *hookStore) hook(f func(inc *failover.Incident)) { s.mu.Lock(); s.onPutInc = f; s.mu.Unlock() }
+
+// signerFor is an approver's SSH key, the same in every run.
+func signerFor(t testing.TB, name string) ssh.Signer {
+	t.Helper()
+	seed := sha256.Sum256([]byte("failoverd test approver " + name))
+	s, err := ssh.NewSignerFromKey(ed25519.NewKeyFromSeed(seed[:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// migEnv is an engine with everything a key move needs.
+type migEnv struct {
+	t     testing.TB
+	ctx   context.Context
+	clk   *clock
+	cfg   *config.Config
+	store *hookStore
+	cloud *sim.Cloud
+	prov  *addrProvider
+	keys  *fakeKeys
+	home  *fakeHome
+	audit *fakeAudit
+	ca    *pki.Authority
+	opts  failover.MigrationOptions
+	reg   *prometheus.Registry
+	eng   *failover.Engine
+	nonce int
+}
+
+func newMigEnv(t testing.TB, tweak func(*failover.MigrationOptions)) *migEnv {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Engine.ConfirmFor = time.Minute
+	cfg.Engine.KeepWarm = 10 * time.Minute
+	cfg.Engine.PollInterval = 15 * time.Second
+	cfg.Engine.MaxAttempts = 3
+	cfg.Cloud.Sim.Zones = []string{"sim-a", "sim-b"}
+	for i := 1; i <= 2; i++ {
+		cfg.Fleet = append(cfg.Fleet, config.Validator{Name: fmt.Sprintf("eth-%d", i), Chain: "ethereum", Network: "hoodi", Site: "basement"})
+	}
+	clk := &clock{t: start}
+	dir := t.TempDir()
+	st, err := bolt.Open(filepath.Join(dir, "failoverd.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c, err := sim.New(sim.Options{Now: clk.Now, BootTime: 30 * time.Second, SyncTime: 5 * time.Minute, Peers: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.LoadOrCreate(filepath.Join(dir, "pki"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, who := range []string{"alice", "bob", "carol"} {
+		lines = append(lines, who+"@example "+strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signerFor(t, who).PublicKey()))))
+	}
+	signers, err := approval.ParseAllowedSigners(lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &migEnv{t: t, ctx: context.Background(), clk: clk, cfg: &cfg, store: &hookStore{Store: st}, cloud: c,
+		prov: &addrProvider{Cloud: c, addr: "127.0.0.1:7443"}, keys: newFakeKeys(ca.CAPEM(), clk.Now),
+		home: &fakeHome{}, audit: &fakeAudit{}, ca: ca}
+	m.opts = failover.MigrationOptions{
+		Signers: signers, Threshold: 1, SilentEpochs: 3,
+		GenesisRoots: map[string]string{"hoodi": hoodiRoot},
+		Keys:         m.keys, Home: m.home, Grants: ca, Audit: m.audit,
+		CertSHA256: func(inc failover.Incident) (string, error) {
+			if inc.Standby == nil {
+				return "", errors.New("no standby")
+			}
+			return certFor(inc.Standby.Name), nil
+		},
+		ImportTimeout: 10 * time.Minute,
+	}
+	if tweak != nil {
+		tweak(&m.opts)
+	}
+	m.restart()
+	return m
+}
+
+// restart is a new failoverd process on the same store, cloud and agents.
+func (m *migEnv) restart() {
+	m.t.Helper()
+	m.reg = prometheus.NewRegistry()
+	eng, err := failover.New(failover.Options{Config: m.cfg, Store: m.store, Provider: m.prov, Sync: m.prov, Now: m.clk.Now,
+		Registerer: m.reg, Migration: m.opts})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.eng = eng
+}
+
+func (m *migEnv) observe(o failover.Observation) {
+	m.t.Helper()
+	if _, err := m.eng.Observe(m.ctx, []failover.Observation{o}, nil); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
+func (m *migEnv) fire(validator, fp string, at time.Time) {
+	m.t.Helper()
+	m.observe(failover.Observation{Validator: validator, Site: "basement", AlertName: "ValidatorClientDown",
+		Fingerprint: fp, Status: failover.AlertFiring, StartsAt: at})
+}
+
+func (m *migEnv) resolve(validator, fp string, startsAt time.Time) {
+	m.t.Helper()
+	m.observe(failover.Observation{Validator: validator, Site: "basement", AlertName: "ValidatorClientDown",
+		Fingerprint: fp, Status: failover.AlertResolved, StartsAt: startsAt, EndsAt: m.clk.Now()})
+}
+
+func (m *migEnv) reconcile(validator string) {
+	m.t.Helper()
+	if _, err := m.eng.Reconcile(m.ctx, validator); err != nil {
+		m.t.Fatalf("reconcile %s: %v", validator, err)
+	}
+}
+
+func (m *migEnv) incident(id string) failover.Incident {
+	m.t.Helper()
+	inc, err := m.store.GetIncident(m.ctx, id)
+	if err != nil {
+		m.t.Fatalf("incident %s: %v", id, err)
+	}
+	return inc
+}
+
+func (m *migEnv) wantState(id string, want failover.State) failover.Incident {
+	m.t.Helper()
+	inc := m.incident(id)
+	if inc.State != want {
+		m.t.Fatalf("%s is %s (%s), want %s", id, inc.State, inc.Reason, want)
+	}
+	return inc
+}
+
+func (m *migEnv) owner(validator string) failover.Ownership {
+	m.t.Helper()
+	o, err := m.eng.Owner(m.ctx, validator)
+	if err != nil {
+		m.t.Fatalf("owner of %s: %v", validator, err)
+	}
+	return o
+}
+
+func (m *migEnv) wantOwner(validator, owner string, gen int64) failover.Ownership {
+	m.t.Helper()
+	o := m.owner(validator)
+	if o.Current() != owner || o.Generation != gen {
+		m.t.Fatalf("%s is owned by %s at generation %d, want %s at %d", validator, o.Current(), o.Generation, owner, gen)
+	}
+	return o
+}
+
+// toReady drives a fresh outage of validator to a ready standby.
+func (m *migEnv) toReady(validator string) failover.Incident {
+	m.t.Helper()
+	fp := fmt.Sprintf("fp-%s-%d", validator, m.clk.Now().Unix())
+	m.fire(validator, fp, m.clk.Now())
+	m.reconcile(validator)
+	m.clk.Advance(time.Minute)
+	m.reconcile(validator)
+	m.clk.Advance(6 * time.Minute)
+	m.reconcile(validator)
+	v, err := m.store.GetValidator(m.ctx, validator)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	inc := m.wantState(v.OpenIncident, failover.StateReady)
+	if inc.Standby == nil || inc.Standby.Name == "" {
+		m.t.Fatalf("ready incident %s has no standby", inc.ID)
+	}
+	return inc
+}
+
+func (m *migEnv) nextNonce() string {
+	m.nonce++
+	return fmt.Sprintf("%032x", m.nonce)
+}
+
+// newApproval is alice's approval for inc, as approve-migration builds it.
+func (m *migEnv) newApproval(inc failover.Incident, action string, mutate func(*approval.Approval)) approval.Approval {
+	now := m.clk.Now().UTC().Truncate(time.Second)
+	a := approval.Approval{Incident: inc.ID, Standby: inc.Standby.Name, StandbyCertSHA256: certFor(inc.Standby.Name),
+		Pubkeys: []string{pk1, pk2}, Action: action, Issued: now, Expires: now.Add(approval.DefaultValidity),
+		Nonce: m.nextNonce(), Approver: "alice@example"}
+	if mutate != nil {
+		mutate(&a)
+	}
+	return a
+}
+
+// request signs a by every one of by and submits it for incident id.
+func (m *migEnv) request(id string, a approval.Approval, f failover.Fencing, by ...string) failover.ApprovalRequest {
+	m.t.Helper()
+	canon, err := a.Canonical()
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	req := failover.ApprovalRequest{Incident: id, Approval: string(canon), Fencing: f, From: fromAddr}
+	for _, who := range by {
+		sig, err := approval.Sign(a, signerFor(m.t, who))
+		if err != nil {
+			m.t.Fatal(err)
+		}
+		req.Signatures = append(req.Signatures, string(sig))
+	}
+	return req
+}
+
+func kmFenced(statuses map[string]string) failover.Fencing {
+	return failover.Fencing{Method: failover.FenceKeymanager, KeyStatuses: statuses}
+}
+
+func allDeleted() map[string]string { return map[string]string{pk1: "deleted", pk2: "deleted"} }
+
+// migrateReq is a valid migration request: alice approves, home's
+// Keymanager deleted every key.
+func (m *migEnv) migrateReq(inc failover.Incident) failover.ApprovalRequest {
+	return m.request(inc.ID, m.newApproval(inc, approval.ActionMigrate, nil), kmFenced(allDeleted()), "alice")
+}
+
+func (m *migEnv) failbackReq(inc failover.Incident) failover.ApprovalRequest {
+	return m.request(inc.ID, m.newApproval(inc, approval.ActionFailback, nil), failover.Fencing{}, "alice")
+}
+
+func (m *migEnv) approvals(action, outcome string) float64 {
+	return counterValue(m.t, m.reg, "failoverd_approvals_total", map[string]string{"action": action, "outcome": outcome})
+}
+
+func (m *migEnv) moves(action, outcome string) float64 {
+	return counterValue(m.t, m.reg, "failoverd_key_moves_total", map[string]string{"action": action, "outcome": outcome})
+}
+
+func counterValue(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		var sum float64
+	next:
+		for _, mt := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, lp := range mt.GetLabel() {
+				got[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if got[k] != v {
+					continue next
+				}
+			}
+			sum += mt.GetCounter().GetValue()
+		}
+		return sum
+	}
+	return 0
+}
+
+// codeOf is a refusal's code, "" for anything else.
+func codeOf(err error) string {
+	var re *failover.RefusedError
+	if errors.As(err, &re) {
+		return re.Code
+	}
+	var ae *approval.RefusalError
+	if errors.As(err, &ae) {
+		return string(ae.Code)
+	}
+	return ""
+}
+
+// toMigrated approves a migration of a ready incident, delivers the keys
+// and reconciles until the standby signs.
+func (m *migEnv) toMigrated(validator string) (failover.Incident, failover.ApprovalReply) {
+	m.t.Helper()
+	inc := m.toReady(validator)
+	reply, err := m.eng.Approve(m.ctx, m.migrateReq(inc))
+	if err != nil {
+		m.t.Fatalf("approve: %v", err)
+	}
+	if err := m.keys.Import(inc.Standby.Name, reply.Grant, importOK); err != nil {
+		m.t.Fatalf("import: %v", err)
+	}
+	m.reconcile(validator)
+	return m.wantState(inc.ID, failover.StateMigrated), reply
+}
+
+// wantRefused checks that a refused approval left everything where it was.
+func (m *migEnv) wantRefused(inc failover.Incident, reply failover.ApprovalReply, err error, code, msg string) {
+	m.t.Helper()
+	if err == nil {
+		m.t.Fatalf("accepted; want refused (%s)", code)
+	}
+	if got := codeOf(err); got != code {
+		m.t.Fatalf("refused with code %q (%v), want %q", got, err, code)
+	}
+	if !strings.Contains(err.Error(), msg) {
+		m.t.Fatalf("refusal %q does not say %q", err, msg)
+	}
+	if reply.Grant.Payload != nil || reply.Grant.Signature != nil || reply.Incident.ID != "" {
+		m.t.Fatalf("a refused approval returned a grant or an incident: %+v", reply)
+	}
+	m.wantState(inc.ID, failover.StateReady)
+	m.wantOwner(inc.Validator, failover.OwnerHome, 0)
+	v, err2 := m.store.GetValidator(m.ctx, inc.Validator)
+	if err2 != nil {
+		m.t.Fatal(err2)
+	}
+	if v.Ownership.Generation != 0 || v.Ownership.Owner != "" && v.Ownership.Owner != failover.OwnerHome {
+		m.t.Fatalf("stored ownership changed: %+v", v.Ownership)
+	}
+	recs := m.audit.records()
+	if len(recs) == 0 {
+		m.t.Fatal("no audit line for a refused approval")
+	}
+	last := recs[len(recs)-1]
+	if last.Outcome != "refused" || last.Incident != inc.ID || last.From != fromAddr || !strings.Contains(last.Reason, msg) {
+		m.t.Fatalf("audit line %+v", last)
+	}
+	// A failback approval sent for a ready incident counts as a failback.
+	if got := counterValue(m.t, m.reg, "failoverd_approvals_total", map[string]string{"outcome": code}); got != 1 {
+		m.t.Fatalf("failoverd_approvals_total{outcome=%q} = %v, want 1", code, got)
+	}
+	if got := counterValue(m.t, m.reg, "failoverd_approvals_total", map[string]string{"outcome": "accepted"}); got != 0 {
+		m.t.Fatalf("accepted counted %v", got)
+	}
+	if imports, fences := m.keys.counts(); imports != 0 || fences != 0 {
+		m.t.Fatalf("%d imports and %d fences after a refusal", imports, fences)
+	}
+}
+
+func TestApprovalRefusals(t *testing.T) {
+	type tc struct {
+		name string
+		code string
+		msg  string
+		opts func(*failover.MigrationOptions)
+		// before runs on the ready incident before the request is made.
+		before func(m *migEnv, inc failover.Incident)
+		req    func(m *migEnv, inc failover.Incident) failover.ApprovalRequest
+	}
+	migrate := func(mutate func(*approval.Approval), f failover.Fencing, by ...string) func(*migEnv, failover.Incident) failover.ApprovalRequest {
+		return func(m *migEnv, inc failover.Incident) failover.ApprovalRequest {
+			return m.request(inc.ID, m.newApproval(inc, approval.ActionMigrate, mutate), f, by...)
+		}
+	}
+	valid := migrate(nil, kmFenced(allDeleted()), "alice")
+	chain := func(f func(pubkeys []string) beacon.Report) func(*migEnv, failover.Incident) {
+		return func(m *migEnv, _ failover.Incident) {
+			m.keys.chain = func(_ cloud.Standby, pubkeys []string, _ int) (beacon.Report, error) { return f(pubkeys), nil }
+		}
+	}
+	cases := []tc{
+		{name: "expired", code: "expired", msg: "expired", req: migrate(func(a *approval.Approval) {
+			a.Issued, a.Expires = a.Issued.Add(-20*time.Minute), a.Issued.Add(-5*time.Minute)
+		}, kmFenced(allDeleted()), "alice")},
+		{name: "wrong incident", code: "wrong-incident", msg: "eth-1-7", req: migrate(func(a *approval.Approval) { a.Incident = "eth-1-7" }, kmFenced(allDeleted()), "alice")},
+		{name: "wrong standby", code: "wrong-standby", msg: "fo-elsewhere", req: migrate(func(a *approval.Approval) { a.Standby = "fo-elsewhere" }, kmFenced(allDeleted()), "alice")},
+		{name: "wrong standby certificate", code: "wrong-standby-cert", msg: "was it replaced", req: migrate(func(a *approval.Approval) {
+			a.StandbyCertSHA256 = certFor("an impostor")
+		}, kmFenced(allDeleted()), "alice")},
+		{name: "unknown signer", code: "unknown-signer", msg: "not an allowed approver", req: migrate(func(a *approval.Approval) { a.Approver = "mallory@example" }, kmFenced(allDeleted()), "mallory")},
+		{name: "signature over other bytes", code: "bad-signature", msg: "does not verify", req: func(m *migEnv, inc failover.Incident) failover.ApprovalRequest {
+			r := valid(m, inc)
+			other := m.request(inc.ID, m.newApproval(inc, approval.ActionMigrate, nil), kmFenced(allDeleted()), "alice")
+			r.Signatures = other.Signatures
+			return r
+		}},
+		{name: "no signature", code: "below-threshold", msg: "no signatures", req: migrate(nil, kmFenced(allDeleted()))},
+		{name: "below threshold", code: "below-threshold", msg: "2 of", opts: func(o *failover.MigrationOptions) { o.Threshold = 2 }, req: valid},
+		{name: "below threshold (one person signing twice)", code: "below-threshold", msg: "2 of", opts: func(o *failover.MigrationOptions) { o.Threshold = 2 },
+			req: migrate(nil, kmFenced(allDeleted()), "alice", "alice")},
+		{name: "a failback approval for a ready incident", code: "wrong-state", msg: "only a migrated incident", req: func(m *migEnv, inc failover.Incident) failover.ApprovalRequest {
+			return m.failbackReq(inc)
+		}},
+		{name: "no approvers configured", code: "not-configured", msg: "no approvers", opts: func(o *failover.MigrationOptions) { o.Signers = nil }, req: valid},
+		{name: "home fencing not given", code: "home-not-fenced", msg: "unreachable is not stopped", req: migrate(nil, failover.Fencing{}, "alice")},
+		{name: "home DELETE answered error", code: "home-not-fenced", msg: pk2 + ": error", req: migrate(nil, kmFenced(map[string]string{pk1: "deleted", pk2: "error"}), "alice")},
+		{name: "home DELETE status missing for a key", code: "home-not-fenced", msg: pk2 + ": no DELETE status", req: migrate(nil, kmFenced(map[string]string{pk1: "not_active"}), "alice")},
+		{name: "home DELETE not_found", code: "home-not-fenced", msg: pk1 + ": not_found", req: migrate(nil, kmFenced(map[string]string{pk1: "not_found", pk2: "deleted"}), "alice")},
+		{name: "power-off confirmed by a non-approver", code: "home-not-fenced", msg: "must name one of the approvers", req: migrate(nil,
+			failover.Fencing{Method: failover.FencePoweredOff, ConfirmedBy: "bob@example"}, "alice")},
+		{name: "power-off confirmed by nobody", code: "home-not-fenced", msg: "must name one of the approvers", req: migrate(nil,
+			failover.Fencing{Method: failover.FencePoweredOff}, "alice")},
+		{name: "scale-to-zero without cluster access", code: "home-not-fenced", msg: "cannot scale", opts: func(o *failover.MigrationOptions) { o.Home = nil },
+			req: migrate(nil, failover.Fencing{Method: failover.FenceScale}, "alice")},
+		{name: "scale-to-zero failing", code: "home-not-fenced", msg: "2 pods still terminating", before: func(m *migEnv, _ failover.Incident) {
+			m.home.err = errors.New("2 pods still terminating")
+		}, req: migrate(nil, failover.Fencing{Method: failover.FenceScale}, "alice")},
+		{name: "liveness seen in the newest finished epoch", code: "chain-not-silent", msg: "live in epoch 999", before: chain(func(pks []string) beacon.Report {
+			r := silentReport(pks)
+			r.SilentEpochs, r.NotSilent = nil, "validator 2 is live in epoch 999"
+			return r
+		}), req: valid},
+		{name: "liveness seen in the oldest of the 3 epochs", code: "chain-not-silent", msg: "live in epoch 997", before: chain(func(pks []string) beacon.Report {
+			r := silentReport(pks)
+			r.SilentEpochs, r.NotSilent = nil, "validator 1 is live in epoch 997"
+			return r
+		}), req: valid},
+		{name: "silence not proven (no epochs)", code: "chain-not-silent", msg: "silence not proven", before: chain(func(pks []string) beacon.Report {
+			r := silentReport(pks)
+			r.SilentEpochs = nil
+			r.NotSilent = "silence not proven"
+			return r
+		}), req: valid},
+		{name: "standby's beacon node on another network", code: "network-mismatch", msg: otherRoot, before: chain(func(pks []string) beacon.Report {
+			r := silentReport(pks)
+			r.GenesisValidatorsRoot = otherRoot
+			return r
+		}), req: valid},
+		{name: "validator slashed", code: "validator-unusable", msg: "slashed", before: chain(func(pks []string) beacon.Report {
+			r := silentReport(pks)
+			r.Unusable = "validator 2 (" + pk2 + ") is slashed (active_slashed)"
+			return r
+		}), req: valid},
+		{name: "validator exited", code: "validator-unusable", msg: "exited", before: chain(func(pks []string) beacon.Report {
+			r := silentReport(pks)
+			r.Unusable = "validator 1 is exited (exited_unslashed)"
+			return r
+		}), req: valid},
+		{name: "standby's beacon node unreachable", code: "cannot-verify", msg: "connection refused", before: func(m *migEnv, _ failover.Incident) {
+			m.keys.chain = func(cloud.Standby, []string, int) (beacon.Report, error) {
+				return beacon.Report{}, errors.New("dial tcp 127.0.0.1:7443: connection refused")
+			}
+		}, req: valid},
+		{name: "standby not ready", code: "standby-not-ready", msg: "not ready", before: func(m *migEnv, _ failover.Incident) {
+			m.prov.mu.Lock()
+			m.prov.sync = func() (cloud.SyncStatus, error) {
+				return cloud.SyncStatus{ExecutionSynced: true, ConsensusSynced: true, Optimistic: true, Health: 206, Peers: 20, ExecutionPeers: 20}, nil
+			}
+			m.prov.mu.Unlock()
+		}, req: valid},
+		{name: "standby's sync status unreadable", code: "standby-not-ready", msg: "cannot read the standby's sync status", before: func(m *migEnv, _ failover.Incident) {
+			m.prov.mu.Lock()
+			m.prov.sync = func() (cloud.SyncStatus, error) { return cloud.SyncStatus{}, cloud.ErrTransient }
+			m.prov.mu.Unlock()
+		}, req: valid},
+		{name: "no agent address", code: "no-agent", msg: "no agent address", before: func(m *migEnv, _ failover.Incident) {
+			m.prov.mu.Lock()
+			m.prov.addr = ""
+			m.prov.mu.Unlock()
+		}, req: valid},
+		{name: "no agent client", code: "no-agent", msg: "no standby agent client", opts: func(o *failover.MigrationOptions) { o.Keys = nil }, req: valid},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := newMigEnv(t, c.opts)
+			inc := m.toReady("eth-1")
+			if c.before != nil {
+				c.before(m, inc)
+			}
+			reply, err := m.eng.Approve(m.ctx, c.req(m, inc))
+			m.wantRefused(inc, reply, err, c.code, c.msg)
+		})
+	}
+}
+
+// A second beacon node is asked too; it must agree on the network and show
+// the keys silent. It is a real client against a spec-following server.
+func TestApprovalAsksEveryBeaconNode(t *testing.T) {
+	newNode := func(t *testing.T) (*beacontest.Server, *beacon.Client) {
+		bn := beacontest.New(t)
+		bn.SetGenesis(beacontest.MainnetGenesisTime, hoodiRoot, "0x10000910")
+		bn.AddValidator(beacontest.Validator{Index: 1, Pubkey: pk1})
+		bn.AddValidator(beacontest.Validator{Index: 2, Pubkey: pk2})
+		c, err := beacon.New(bn.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bn, c
+	}
+	epochAt := func(at time.Time) uint64 {
+		return uint64(at.Unix()-beacontest.MainnetGenesisTime) / (32 * 12)
+	}
+	t.Run("agrees and silent", func(t *testing.T) {
+		bn, c := newNode(t)
+		m := newMigEnv(t, func(o *failover.MigrationOptions) { o.Beacons = []*beacon.Client{c} })
+		inc := m.toReady("eth-1")
+		bn.SetCurrentEpoch(epochAt(m.clk.Now()))
+		reply, err := m.eng.Approve(m.ctx, m.migrateReq(inc))
+		if err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+		cur, _ := reply.Incident.CurrentMigration()
+		if !strings.Contains(cur.Silence, "2 beacon nodes") {
+			t.Fatalf("silence evidence %q does not count both beacon nodes", cur.Silence)
+		}
+		if got := bn.LivenessRequests(); len(got) != 3 {
+			t.Fatalf("liveness asked for epochs %v, want the 3 last finished", got)
+		}
+	})
+	t.Run("another network", func(t *testing.T) {
+		bn, c := newNode(t)
+		bn.SetGenesis(beacontest.MainnetGenesisTime, otherRoot, "0x00000000")
+		// The network's root is not configured: the nodes must agree.
+		m := newMigEnv(t, func(o *failover.MigrationOptions) { o.Beacons = []*beacon.Client{c}; o.GenesisRoots = nil })
+		inc := m.toReady("eth-1")
+		bn.SetCurrentEpoch(epochAt(m.clk.Now()))
+		reply, err := m.eng.Approve(m.ctx, m.migrateReq(inc))
+		m.wantRefused(inc, reply, err, "network-mismatch", otherRoot)
+	})
+	t.Run("live in the second oldest epoch", func(t *testing.T) {
+		bn, c := newNode(t)
+		m := newMigEnv(t, func(o *failover.MigrationOptions) { o.Beacons = []*beacon.Client{c} })
+		inc := m.toReady("eth-1")
+		e := epochAt(m.clk.Now())
+		bn.SetCurrentEpoch(e)
+		bn.SetLive(e-2, 2, true)
+		reply, err := m.eng.Approve(m.ctx, m.migrateReq(inc))
+		m.wantRefused(inc, reply, err, "chain-not-silent", fmt.Sprint(e-2))
+	})
+	t.Run("unreachable", func(t *testing.T) {
+		bn, c := newNode(t)
+		bn.Fail(beacontest.Liveness, 503)
+		m := newMigEnv(t, func(o *failover.MigrationOptions) { o.Beacons = []*beacon.Client{c} })
+		inc := m.toReady("eth-1")
+		bn.SetCurrentEpoch(epochAt(m.clk.Now()))
+		reply, err := m.eng.Approve(m.ctx, m.migrateReq(inc))
+		if err == nil || codeOf(err) == "" {
+			t.Fatalf("a failing beacon node let the approval through: %v", err)
+		}
+		m.wantRefused(inc, reply, err, codeOf(err), "503")
+	})
+}
+
+// An approval is good once: a refused precondition spends it, and it cannot
+// be sent again once the precondition holds; an accepted one cannot move
+// the keys a second time.
+func TestApprovalIsSingleUse(t *testing.T) {
+	t.Run("refused, then re-sent with the fencing fixed", func(t *testing.T) {
+		m := newMigEnv(t, nil)
+		inc := m.toReady("eth-1")
+		a := m.newApproval(inc, approval.ActionMigrate, nil)
+		reply, err := m.eng.Approve(m.ctx, m.request(inc.ID, a, failover.Fencing{}, "alice"))
+		if codeOf(err) != "home-not-fenced" || reply.Grant.Payload != nil {
+			t.Fatalf("first submission: %v", err)
+		}
+		reply, err = m.eng.Approve(m.ctx, m.request(inc.ID, a, kmFenced(allDeleted()), "alice"))
+		m.wantRefused(inc, reply, err, "replayed", "already used")
+		if got := m.approvals(approval.ActionMigrate, "home-not-fenced"); got != 1 {
+			t.Fatalf("home-not-fenced counted %v", got)
+		}
+		// The same approval on a restarted failoverd: the nonce is in the store.
+		m.restart()
+		reply, err = m.eng.Approve(m.ctx, m.request(inc.ID, a, kmFenced(allDeleted()), "alice"))
+		if codeOf(err) != "replayed" || reply.Grant.Payload != nil {
+			t.Fatalf("after a restart: %v", err)
+		}
+		// A new approval for the same incident goes through.
+		if _, err := m.eng.Approve(m.ctx, m.migrateReq(inc)); err != nil {
+			t.Fatalf("a fresh approval: %v", err)
+		}
+	})
+	t.Run("accepted, then sent again", func(t *testing.T) {
+		m := newMigEnv(t, nil)
+		inc := m.toReady("eth-1")
+		req := m.migrateReq(inc)
+		first, err := m.eng.Approve(m.ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, err := m.eng.Approve(m.ctx, req)
+		if err == nil || second.Grant.Payload != nil {
+			t.Fatalf("the same approval was accepted twice: %+v", second)
+		}
+		m.wantOwner("eth-1", inc.Standby.Name, 1)
+		if got := m.approvals(approval.ActionMigrate, "accepted"); got != 1 {
+			t.Fatalf("accepted counted %v", got)
+		}
+		// Its grant still imports once, and only once.
+		if err := m.keys.Import(inc.Standby.Name, first.Grant, importOK); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.keys.Import(inc.Standby.Name, first.Grant, importOK); err == nil {
+			t.Fatal("the agent took the same grant twice")
+		}
+	})
+}
+
+// Another writer moves the validator's signing right between the approval's
+// verification and the swap: nothing is granted, the incident stops.
+func TestApprovalOwnershipChangedMeanwhile(t *testing.T) {
+	m := newMigEnv(t, nil)
+	inc := m.toReady("eth-1")
+	var once sync.Once
+	m.store.hook(func(in *failover.Incident) {
+		if in.State != failover.StateMigrating {
+			return
+		}
+		once.Do(func() {
+			v, err := m.store.Store.GetValidator(m.ctx, "eth-1")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			v.Ownership = failover.Ownership{Owner: "fo-intruder", Generation: 1, Incident: "eth-1-0"}
+			if err := m.store.Store.PutValidator(m.ctx, &v); err != nil {
+				t.Error(err)
+			}
+		})
+	})
+	reply, err := m.eng.Approve(m.ctx, m.migrateReq(inc))
+	m.store.hook(nil)
+	if err == nil || reply.Grant.Payload != nil {
+		t.Fatalf("approved although the ownership changed: %+v %v", reply, err)
+	}
+	if codeOf(err) != failover.RefuseOwner || !strings.Contains(err.Error(), "changed meanwhile") {
+		t.Fatalf("refusal %v", err)
+	}
+	m.wantOwner("eth-1", "fo-intruder", 1)
+	recs := m.audit.records()
+	if len(recs) == 0 || recs[len(recs)-1].Outcome != "refused" || !strings.Contains(recs[len(recs)-1].Reason, "changed meanwhile") {
+		t.Fatalf("audit %+v", recs)
+	}
+	if got := m.approvals(approval.ActionMigrate, failover.RefuseOwner); got != 1 {
+		t.Fatalf("failoverd_approvals_total{outcome=ownership} = %v", got)
+	}
+	if got := m.approvals(approval.ActionMigrate, "accepted"); got != 0 {
+		t.Fatalf("accepted counted %v", got)
+	}
+	// The incident stops where it is; nothing is retried.
+	m.reconcile("eth-1")
+	got := m.wantState(inc.ID, failover.StateFailed)
+	if !strings.Contains(got.Reason, "changed meanwhile") {
+		t.Fatalf("reason %q", got.Reason)
+	}
+	m.wantOwner("eth-1", "fo-intruder", 1)
+	p, err := m.eng.Plan(m.ctx, inc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Grant != nil {
+		t.Fatal("the plan hands out a grant for a move that never happened")
+	}
+	if imports, _ := m.keys.counts(); imports != 0 {
+		t.Fatal("keys imported")
+	}
+}
+
+// The reconciler writes a ready incident at every poll; such a write
+// landing while an approval checks its preconditions must not turn the
+// approval into a replay of itself.
+func TestApprovalSurvivesConcurrentIncidentWrite(t *testing.T) {
+	concurrentWrite := func(m *migEnv, when func(*failover.Incident) bool) {
+		var once sync.Once
+		m.store.hook(func(in *failover.Incident) {
+			if !when(in) {
+				return
+			}
+			once.Do(func() {
+				cur, err := m.store.Store.GetIncident(m.ctx, in.ID)
+				if err != nil {
+					m.t.Error(err)
+					return
+				}
+				cur.Reason = "standby is in sync (a poll by another worker)"
+				if err := m.store.Store.PutIncident(m.ctx, &cur); err != nil {
+					m.t.Error(err)
+				}
+			})
+		})
+	}
+	t.Run("accepted", func(t *testing.T) {
+		m := newMigEnv(t, nil)
+		inc := m.toReady("eth-1")
+		concurrentWrite(m, func(in *failover.Incident) bool { return in.State == failover.StateMigrating })
+		reply, err := m.eng.Approve(m.ctx, m.migrateReq(inc))
+		if err != nil {
+			t.Fatalf("a concurrent poll made failoverd refuse a good approval: %v", err)
+		}
+		if reply.Incident.State != failover.StateMigrating {
+			t.Fatalf("state %s", reply.Incident.State)
+		}
+		m.wantOwner("eth-1", inc.Standby.Name, 1)
+		if got := m.approvals(approval.ActionMigrate, "accepted"); got != 1 {
+			t.Fatalf("accepted counted %v", got)
+		}
+	})
+	t.Run("refused for its own reason", func(t *testing.T) {
+		m := newMigEnv(t, nil)
+		inc := m.toReady("eth-1")
+		concurrentWrite(m, func(in *failover.Incident) bool {
+			n := len(in.History)
+			return n > 0 && strings.HasPrefix(in.History[n-1].Cause, "approval refused")
+		})
+		reply, err := m.eng.Approve(m.ctx, m.request(inc.ID, m.newApproval(inc, approval.ActionMigrate, nil), failover.Fencing{}, "alice"))
+		m.store.hook(nil)
+		m.wantRefused(inc, reply, err, "home-not-fenced", "unreachable is not stopped")
+	})
+}
+
+func TestMigrationHappyPath(t *testing.T) {
+	m := newMigEnv(t, nil)
+	inc := m.toReady("eth-1")
+	sb := inc.Standby.Name
+	plan, err := m.eng.Plan(m.ctx, inc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Action != approval.ActionMigrate || plan.Standby != sb || plan.StandbyCertSHA256 != certFor(sb) || plan.Threshold != 1 ||
+		plan.Grant != nil || plan.Agent.URL != "https://127.0.0.1:7443" || !slices.Contains(plan.Principals, "alice@example") {
+		t.Fatalf("plan before the approval %+v", plan)
+	}
+	req := m.migrateReq(inc)
+	reply, err := m.eng.Approve(m.ctx, req)
+	if err != nil {
+		t.Fatalf("refused: %v", err)
+	}
+	if reply.Incident.State != failover.StateMigrating {
+		t.Fatalf("reply incident %s", reply.Incident.State)
+	}
+	m.wantState(inc.ID, failover.StateMigrating)
+	own := m.wantOwner("eth-1", sb, 1)
+	if own.Incident != inc.ID || !slices.Equal(own.ChangedBy, []string{"alice@example"}) || !own.ChangedAt.Equal(m.clk.Now()) {
+		t.Fatalf("ownership record %+v", own)
+	}
+	g, err := grant.Verify(reply.Grant, m.ca.CAPEM(), m.clk.Now())
+	if err != nil {
+		t.Fatalf("the grant does not verify against the CA: %v", err)
+	}
+	sum := sha256.Sum256([]byte(req.Approval))
+	if g.Validator != "eth-1" || g.Incident != inc.ID || g.Standby != sb || g.Owner != sb || g.Action != approval.ActionMigrate ||
+		g.Generation != 1 || !g.Covers([]string{pk1, pk2}) || g.ApprovalSHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("grant %+v", g)
+	}
+	if reply.Agent.URL != "https://127.0.0.1:7443" || reply.Agent.ServerName != sb || reply.Agent.CAPEM != string(m.ca.CAPEM()) {
+		t.Fatalf("agent endpoint %+v", reply.Agent)
+	}
+	if reply.Chain.GenesisValidatorsRoot != hoodiRoot || reply.Chain.Epoch != 1000 {
+		t.Fatalf("chain report %+v", reply.Chain)
+	}
+	mig, ok := reply.Incident.CurrentMigration()
+	if !ok || mig.From != failover.OwnerHome || mig.To != sb || mig.Generation != 1 || len(mig.Approvers) != 1 ||
+		mig.Approvers[0].Principal != "alice@example" || mig.Approvers[0].From != fromAddr || !strings.Contains(mig.Fencing, "Keymanager") ||
+		!strings.Contains(mig.Silence, "997") {
+		t.Fatalf("migration record %+v", mig)
+	}
+	recs := m.audit.records()
+	if len(recs) != 1 || recs[0].Outcome != "accepted" || recs[0].Generation != 1 || recs[0].From != fromAddr ||
+		!slices.Equal(recs[0].Approvers, []string{"alice@example"}) || recs[0].Action != approval.ActionMigrate {
+		t.Fatalf("audit %+v", recs)
+	}
+	if m.approvals(approval.ActionMigrate, "accepted") != 1 {
+		t.Fatal("accepted not counted")
+	}
+	// A CLI that lost the reply gets the same grant from the plan.
+	plan, err = m.eng.Plan(m.ctx, inc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Grant == nil || string(plan.Grant.Payload) != string(reply.Grant.Payload) || plan.Ownership.Current() != sb {
+		t.Fatalf("plan while migrating %+v", plan)
+	}
+	// Nothing delivered yet: it waits, and says for what.
+	m.reconcile("eth-1")
+	if got := m.wantState(inc.ID, failover.StateMigrating); !strings.Contains(got.Reason, "waiting for the approver's CLI") {
+		t.Fatalf("reason %q", got.Reason)
+	}
+	// Teardown is refused while keys are moving.
+	if _, err := m.eng.Teardown(m.ctx, inc.ID, "ops"); err == nil {
+		t.Fatal("teardown of a migrating incident accepted")
+	}
+	if err := m.keys.Import(sb, reply.Grant, importOK); err != nil {
+		t.Fatal(err)
+	}
+	m.reconcile("eth-1")
+	done := m.wantState(inc.ID, failover.StateMigrated)
+	mig, _ = done.CurrentMigration()
+	if mig.DoneAt == nil || mig.KeyStatuses[pk1] != "imported" || mig.KeyStatuses[pk2] != "imported" {
+		t.Fatalf("migration record after import %+v", mig)
+	}
+	if !strings.Contains(done.Reason, "failoverd failback "+inc.ID) {
+		t.Fatalf("migrated reason %q does not say how to fail back", done.Reason)
+	}
+	if m.moves(approval.ActionMigrate, "done") != 1 {
+		t.Fatal("move not counted")
+	}
+
+	// Home comes back: its alert resolves. Nothing changes by itself.
+	v, _ := m.store.GetValidator(m.ctx, "eth-1")
+	for fp, a := range v.Alerts {
+		m.resolve("eth-1", fp, a.StartsAt)
+	}
+	for range 3 {
+		m.clk.Advance(time.Hour)
+		m.reconcile("eth-1")
+	}
+	m.wantState(inc.ID, failover.StateMigrated)
+	m.wantOwner("eth-1", sb, 1)
+	if m.cloud.Live() != 1 {
+		t.Fatal("the signing standby was deleted")
+	}
+	_, err = m.eng.Teardown(m.ctx, inc.ID, "ops")
+	if codeOf(err) != failover.RefuseOwner || !strings.Contains(err.Error(), "failoverd failback "+inc.ID) {
+		t.Fatalf("teardown of a migrated incident: %v", err)
+	}
+	m.wantState(inc.ID, failover.StateMigrated)
+	// A second migration approval moves nothing.
+	reply2, err := m.eng.Approve(m.ctx, m.migrateReq(done))
+	if codeOf(err) != failover.RefuseState || reply2.Grant.Payload != nil {
+		t.Fatalf("a migration of a migrated incident: %v", err)
+	}
+	m.wantOwner("eth-1", sb, 1)
+	plan, err = m.eng.Plan(m.ctx, inc.ID)
+	if err != nil || plan.Action != approval.ActionFailback || plan.Grant != nil {
+		t.Fatalf("plan when migrated %+v %v", plan, err)
+	}
+	// A restarted failoverd finds it as it was.
+	m.restart()
+	m.reconcile("eth-1")
+	m.wantState(inc.ID, failover.StateMigrated)
+	m.wantOwner("eth-1", sb, 1)
+}
+
+// The other fencing methods are accepted and recorded.
+func TestMigrationFencingMethods(t *testing.T) {
+	cases := []struct {
+		name string
+		f    failover.Fencing
+		want string
+	}{
+		{"keymanager, keys not active", kmFenced(map[string]string{strings.ToUpper(pk1[:4]) + pk1[4:]: "not_active", pk2: "deleted"}), "Keymanager"},
+		{"scale to zero", failover.Fencing{Method: failover.FenceScale}, "scaled to zero"},
+		{"powered off, confirmed by the approver", failover.Fencing{Method: failover.FencePoweredOff, ConfirmedBy: "alice@example"}, "powered off by alice@example"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := newMigEnv(t, nil)
+			inc := m.toReady("eth-1")
+			reply, err := m.eng.Approve(m.ctx, m.request(inc.ID, m.newApproval(inc, approval.ActionMigrate, nil), c.f, "alice"))
+			if err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			mig, _ := reply.Incident.CurrentMigration()
+			if !strings.Contains(mig.Fencing, c.want) {
+				t.Fatalf("fencing evidence %q, want %q", mig.Fencing, c.want)
+			}
+			if c.f.Method == failover.FenceScale && !slices.Equal(m.home.calls, []string{"eth-1"}) {
+				t.Fatalf("scale calls %v", m.home.calls)
+			}
+		})
+	}
+}
+
+// Threshold 2: two people sign the same approval.
+func TestMigrationTwoApprovers(t *testing.T) {
+	m := newMigEnv(t, func(o *failover.MigrationOptions) { o.Threshold = 2 })
+	inc := m.toReady("eth-1")
+	reply, err := m.eng.Approve(m.ctx, m.request(inc.ID, m.newApproval(inc, approval.ActionMigrate, nil), kmFenced(allDeleted()), "alice", "carol"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := m.wantOwner("eth-1", inc.Standby.Name, 1)
+	if !slices.Equal(own.ChangedBy, []string{"alice@example", "carol@example"}) {
+		t.Fatalf("changed by %v", own.ChangedBy)
+	}
+	if mig, _ := reply.Incident.CurrentMigration(); len(mig.Approvers) != 2 {
+		t.Fatalf("approvers %+v", mig.Approvers)
+	}
+}
+
+// Anything but a clean import stops the incident where it is; the signing
+// right stays with the standby (it may hold keys) until a person fails back.
+func TestMigrationStops(t *testing.T) {
+	cases := []struct {
+		name string
+		act  func(m *migEnv, sb string, reply failover.ApprovalReply)
+		want string
+	}{
+		{"import failed", func(m *migEnv, sb string, reply failover.ApprovalReply) {
+			if err := m.keys.Import(sb, reply.Grant, importFail); err != nil {
+				m.t.Fatal(err)
+			}
+		}, "invalid password"},
+		{"one key not imported", func(m *migEnv, sb string, _ failover.ApprovalReply) {
+			m.keys.setReport(sb, failover.SignerState{Generation: 1, Phase: failover.SignerImported,
+				KeyStatuses: map[string]string{pk1: "imported", pk2: "duplicate"}})
+		}, `key ` + pk2 + `: import status "duplicate"`},
+		{"one key missing from the report", func(m *migEnv, sb string, _ failover.ApprovalReply) {
+			m.keys.setReport(sb, failover.SignerState{Generation: 1, Phase: failover.SignerImported,
+				KeyStatuses: map[string]string{pk1: "imported"}})
+		}, `key ` + pk2 + `: import status ""`},
+		{"import timeout", func(m *migEnv, _ string, _ failover.ApprovalReply) {
+			m.clk.Advance(10*time.Minute + time.Second)
+		}, "no import reported within 10m0s"},
+		{"stuck importing past the timeout", func(m *migEnv, sb string, reply failover.ApprovalReply) {
+			if err := m.keys.Import(sb, reply.Grant, importStuck); err != nil {
+				m.t.Fatal(err)
+			}
+			m.clk.Advance(11 * time.Minute)
+		}, "no import reported within"},
+		{"a newer generation on the standby", func(m *migEnv, sb string, _ failover.ApprovalReply) {
+			m.keys.setReport(sb, failover.SignerState{Generation: 7, Phase: failover.SignerImported})
+		}, "newer than this migration's 1"},
+		{"an unknown phase", func(m *migEnv, sb string, _ failover.ApprovalReply) {
+			m.keys.setReport(sb, failover.SignerState{Generation: 1, Phase: "exploded"})
+		}, `unknown signer phase "exploded"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := newMigEnv(t, nil)
+			inc := m.toReady("eth-1")
+			reply, err := m.eng.Approve(m.ctx, m.migrateReq(inc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.act(m, inc.Standby.Name, reply)
+			m.reconcile("eth-1")
+			got := m.wantState(inc.ID, failover.StateFailed)
+			if !strings.Contains(got.Reason, c.want) || !strings.Contains(got.Reason, "runbooks/approve-migration.md") {
+				t.Fatalf("reason %q does not say %q", got.Reason, c.want)
+			}
+			m.wantOwner("eth-1", inc.Standby.Name, 1)
+			if m.moves(approval.ActionMigrate, "failed") != 1 {
+				t.Fatal("failed move not counted")
+			}
+			// Failed is where it stays: a resolve, time and restarts change nothing.
+			v, _ := m.store.GetValidator(m.ctx, "eth-1")
+			for fp, a := range v.Alerts {
+				m.resolve("eth-1", fp, a.StartsAt)
+			}
+			m.clk.Advance(time.Hour)
+			m.restart()
+			m.reconcile("eth-1")
+			m.wantState(inc.ID, failover.StateFailed)
+			if _, err := m.eng.Teardown(m.ctx, inc.ID, "ops"); codeOf(err) != failover.RefuseOwner {
+				t.Fatalf("teardown while the standby owns the signing right: %v", err)
+			}
+			if m.cloud.Live() != 1 {
+				t.Fatal("standby deleted")
+			}
+			plan, err := m.eng.Plan(m.ctx, inc.ID)
+			if err != nil || plan.Action != approval.ActionFailback {
+				t.Fatalf("plan after a failed migration %+v %v", plan, err)
+			}
+		})
+	}
+}
+
+// In migrated, the standby losing its keys or its generation stops the
+// incident too.
+func TestMigratedStandbyChangesUnderneath(t *testing.T) {
+	m := newMigEnv(t, nil)
+	inc, _ := m.toMigrated("eth-1")
+	m.keys.setReport(inc.Standby.Name, failover.SignerState{Generation: 1, Phase: failover.SignerFailed, Message: "validator client crashed"})
+	m.reconcile("eth-1")
+	got := m.wantState(inc.ID, failover.StateFailed)
+	if !strings.Contains(got.Reason, "validator client crashed") {
+		t.Fatalf("reason %q", got.Reason)
+	}
+	m.wantOwner("eth-1", inc.Standby.Name, 1)
+}
+
+func TestFailback(t *testing.T) {
+	m := newMigEnv(t, nil)
+	inc, _ := m.toMigrated("eth-1")
+	sb := inc.Standby.Name
+	plan, err := m.eng.Plan(m.ctx, inc.ID)
+	if err != nil || plan.Action != approval.ActionFailback {
+		t.Fatalf("plan %+v %v", plan, err)
+	}
+	reply, err := m.eng.Approve(m.ctx, m.failbackReq(inc))
+	if err != nil {
+		t.Fatalf("failback refused: %v", err)
+	}
+	if reply.Incident.State != failover.StateFailingBack {
+		t.Fatalf("state %s", reply.Incident.State)
+	}
+	g, err := grant.Verify(reply.Grant, m.ca.CAPEM(), m.clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Action != approval.ActionFailback || g.Owner != failover.OwnerHome || g.Standby != sb || g.Generation != 2 || !g.Covers([]string{pk1, pk2}) {
+		t.Fatalf("failback grant %+v", g)
+	}
+	// The signing right moves only once the standby is fenced and the chain silent.
+	m.wantOwner("eth-1", sb, 1)
+	if recs := m.audit.records(); recs[len(recs)-1].Outcome != "accepted" || recs[len(recs)-1].Action != approval.ActionFailback || recs[len(recs)-1].Generation != 2 {
+		t.Fatalf("audit %+v", recs[len(recs)-1])
+	}
+	if m.approvals(approval.ActionFailback, "accepted") != 1 {
+		t.Fatal("failback not counted")
+	}
+	if _, err := m.eng.Teardown(m.ctx, inc.ID, "ops"); err == nil {
+		t.Fatal("teardown while failing back")
+	}
+
+	live := true
+	m.keys.chain = func(_ cloud.Standby, pks []string, _ int) (beacon.Report, error) {
+		r := silentReport(pks)
+		if live {
+			r.SilentEpochs, r.NotSilent = nil, "validator 1 is live in epoch 999"
+		}
+		return r, nil
+	}
+	m.reconcile("eth-1")
+	_, fences := m.keys.counts()
+	if fences != 1 || m.keys.fences[0].Generation != 2 || m.keys.fences[0].Action != approval.ActionFailback {
+		t.Fatalf("fences %+v", m.keys.fences)
+	}
+	got := m.wantState(inc.ID, failover.StateFailingBack)
+	if !strings.Contains(got.Reason, "waiting for chain silence") || !strings.Contains(got.Reason, "live in epoch 999") {
+		t.Fatalf("reason %q", got.Reason)
+	}
+	m.wantOwner("eth-1", sb, 1)
+	// Waiting does not fence again, and a restart does not either.
+	m.clk.Advance(time.Minute)
+	m.restart()
+	m.reconcile("eth-1")
+	if _, fences := m.keys.counts(); fences != 1 {
+		t.Fatalf("fenced %d times", fences)
+	}
+	m.wantState(inc.ID, failover.StateFailingBack)
+	m.wantOwner("eth-1", sb, 1)
+	if m.cloud.Live() != 1 {
+		t.Fatal("standby deleted before home owns the signing right")
+	}
+
+	live = false
+	m.clk.Advance(20 * time.Minute)
+	m.reconcile("eth-1")
+	done := m.wantState(inc.ID, failover.StateClosed)
+	own := m.wantOwner("eth-1", failover.OwnerHome, 2)
+	if own.Incident != inc.ID || !slices.Equal(own.ChangedBy, []string{"alice@example"}) {
+		t.Fatalf("ownership %+v", own)
+	}
+	if m.cloud.Live() != 0 || done.Standby.State != cloud.StateDeleted {
+		t.Fatal("standby not deleted after the failback")
+	}
+	mig, _ := done.CurrentMigration()
+	if mig.Action != approval.ActionFailback || mig.DoneAt == nil || mig.SlashingProtection == "" || mig.KeyStatuses[pk1] != "deleted" {
+		t.Fatalf("failback record %+v", mig)
+	}
+	if m.moves(approval.ActionFailback, "done") != 1 {
+		t.Fatal("failback not counted as done")
+	}
+	// The validator is free again, and the next outage moves at generation 3.
+	m.reconcile("eth-1")
+	m.clk.Advance(time.Minute)
+	inc2 := m.toReady("eth-1")
+	if inc2.ID == inc.ID {
+		t.Fatal("the closed incident was reused")
+	}
+	if _, err := m.eng.Approve(m.ctx, m.migrateReq(inc2)); err != nil {
+		t.Fatal(err)
+	}
+	m.wantOwner("eth-1", inc2.Standby.Name, 3)
+}
+
+func TestFailbackFenceError(t *testing.T) {
+	m := newMigEnv(t, nil)
+	inc, _ := m.toMigrated("eth-1")
+	sb := inc.Standby.Name
+	m.keys.fenceStatus = func(pk string) string {
+		if pk == pk2 {
+			return "error"
+		}
+		return ""
+	}
+	if _, err := m.eng.Approve(m.ctx, m.failbackReq(inc)); err != nil {
+		t.Fatal(err)
+	}
+	m.reconcile("eth-1")
+	got := m.wantState(inc.ID, failover.StateFailed)
+	if !strings.Contains(got.Reason, pk2) || !strings.Contains(got.Reason, `"error"`) || !strings.Contains(got.Reason, "runbooks/failback.md") {
+		t.Fatalf("reason %q", got.Reason)
+	}
+	m.wantOwner("eth-1", sb, 1)
+	if m.cloud.Live() != 1 {
+		t.Fatal("standby deleted")
+	}
+	if _, err := m.eng.Teardown(m.ctx, inc.ID, "ops"); codeOf(err) != failover.RefuseOwner {
+		t.Fatalf("teardown: %v", err)
+	}
+	if m.moves(approval.ActionFailback, "failed") != 1 {
+		t.Fatal("failed failback not counted")
+	}
+	// A person fixes the standby's validator client and approves again.
+	m.keys.fenceStatus = nil
+	reply, err := m.eng.Approve(m.ctx, m.failbackReq(got))
+	if err != nil {
+		t.Fatalf("second failback refused: %v", err)
+	}
+	if reply.Incident.State != failover.StateFailingBack {
+		t.Fatalf("state %s", reply.Incident.State)
+	}
+	m.reconcile("eth-1")
+	m.wantState(inc.ID, failover.StateClosed)
+	m.wantOwner("eth-1", failover.OwnerHome, 2)
+}
+
+func TestFailbackRefusals(t *testing.T) {
+	m := newMigEnv(t, nil)
+	inc, _ := m.toMigrated("eth-1")
+	other := m.newApproval(inc, approval.ActionFailback, func(a *approval.Approval) { a.Pubkeys = []string{pk1} })
+	_, err := m.eng.Approve(m.ctx, m.request(inc.ID, other, failover.Fencing{}, "alice"))
+	if codeOf(err) != "pubkeys-differ" {
+		t.Fatalf("failback of other keys: %v", err)
+	}
+	_, err = m.eng.Approve(m.ctx, m.request(inc.ID, m.newApproval(inc, approval.ActionFailback, func(a *approval.Approval) { a.Approver = "mallory@example" }), failover.Fencing{}, "mallory"))
+	if codeOf(err) != "unknown-signer" {
+		t.Fatalf("failback by mallory: %v", err)
+	}
+	m.wantState(inc.ID, failover.StateMigrated)
+	m.wantOwner("eth-1", inc.Standby.Name, 1)
+	if _, fences := m.keys.counts(); fences != 0 {
+		t.Fatal("fenced without an accepted failback")
+	}
+	if m.approvals(approval.ActionFailback, "pubkeys-differ") != 1 || m.approvals(approval.ActionFailback, "unknown-signer") != 1 {
+		t.Fatal("failback refusals not counted")
+	}
+}
