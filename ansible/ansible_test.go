@@ -17,6 +17,8 @@ package ansible
 import (
 	"bytes"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -25,6 +27,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -311,6 +314,7 @@ func (o offsite) vars(binary string, extra map[string]any) map[string]any {
 		"failoverd_offsite_cloud":           map[string]any{"providers": []string{"sim"}},
 		"failoverd_offsite_config_extra":    map[string]any{"engine": map[string]any{"confirmFor": "3m"}, "listen": "0.0.0.0:1"},
 		"failoverd_offsite_service_manage":  false,
+		"failoverd_offsite_service_after":   []string{"wg-quick@wg0.service"},
 		"failoverd_offsite_fleet": []map[string]any{{
 			"name": "eth-mainnet-1", "chain": "ethereum", "network": "mainnet",
 			"clients": map[string]any{
@@ -408,6 +412,7 @@ func TestOffsiteCheckMode(t *testing.T) {
 		"siteDownAfter: 5m", "defaultSite: basement", "type: bolt", "listen: 127.0.0.1:9097", "confirmFor: 3m",
 		"User=failoverd", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
 		"ReadWritePaths=" + filepath.Join(o.root, "var/lib/failoverd"), "Restart=on-failure", "RestartSec=5",
+		"\n+Wants=network-online.target wg-quick@wg0.service\n+After=network-online.target wg-quick@wg0.service\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the check run's diff lacks %q", want)
@@ -447,6 +452,7 @@ func TestOffsiteConverge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	listen := freeAddr(t)
 	vars := o.vars(bin, map[string]any{
 		"failoverd_offsite_create_user": false,
 		"failoverd_offsite_user":        u.Username,
@@ -454,6 +460,7 @@ func TestOffsiteConverge(t *testing.T) {
 		"failoverd_offsite_owner":       u.Username,
 		// Set here, not generated: the files must hold exactly these.
 		"failoverd_offsite_webhook_token": "webhook-token-from-vault-0123456789",
+		"failoverd_offsite_listen":        listen,
 	})
 	out, err := o.play(t, vars)
 	if err != nil {
@@ -517,7 +524,7 @@ func TestOffsiteConverge(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(config), &cfg); err != nil {
 		t.Fatalf("config.yaml: %v\n%s", err, config)
 	}
-	if cfg.Listen != "127.0.0.1:9097" || cfg.DataDir != filepath.Join(o.root, "var/lib/failoverd") || cfg.Store.Type != "bolt" ||
+	if cfg.Listen != listen || cfg.DataDir != filepath.Join(o.root, "var/lib/failoverd") || cfg.Store.Type != "bolt" ||
 		cfg.Auth.WebhookTokenFile != filepath.Join(o.root, "etc/failoverd/webhook-token") ||
 		cfg.Auth.APITokenFile != filepath.Join(o.root, "etc/failoverd/api-token") ||
 		cfg.Heartbeat["siteDownAfter"] != "5m" || cfg.Heartbeat["defaultSite"] != "basement" ||
@@ -537,6 +544,14 @@ func TestOffsiteConverge(t *testing.T) {
 	if changed, _ := recap(t, out); changed != "0" {
 		t.Errorf("the second run changed %s things, want 0 (idempotent)\n%s", changed, out)
 	}
+
+	// The unit's own command line serves with what the role wrote: the
+	// webhook takes a heartbeat with the webhook token, the CLI reads it back
+	// with the API token file.
+	t.Run("serve", func(t *testing.T) {
+		serve(t, read("etc/systemd/system/failoverd.service"), listen, bin,
+			strings.TrimSpace(read("etc/failoverd/webhook-token")), filepath.Join(o.root, "etc/failoverd/api-token"))
+	})
 
 	// A misspelt key: failoverd refuses the new file and the old one stays.
 	vars["failoverd_offsite_config_extra"] = map[string]any{"engine": map[string]any{"confimFor": "3m"}}
@@ -563,6 +578,94 @@ func TestOffsiteConverge(t *testing.T) {
 			t.Errorf("systemd-analyze security (exposure above 3.0, or a unit line systemd does not take): %v\n%s\n%s", err, stderr.String(), stdout)
 		}
 	})
+}
+
+// freeAddr is a free loopback address.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// serve starts the unit's ExecStart (without systemd), waits until it is
+// ready, delivers a Watchdog heartbeat and reads the site back with the CLI.
+func serve(t *testing.T, unit, listen, bin, webhookToken, apiTokenFile string) {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^ExecStart=(.+)$`).FindStringSubmatch(unit)
+	if m == nil {
+		t.Fatalf("no ExecStart in the unit:\n%s", unit)
+	}
+	argv := strings.Fields(m[1])
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	base := "http://" + listen
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("%s exited: %v\n%s", m[1], err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after 30s (last error %v)\n%s", m[1], err, logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	payload, err := os.ReadFile(filepath.Join(here(t), "..", "failover", "alertmanager", "testdata", "watchdog-firing.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(token string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, base+"/webhook/alertmanager", bytes.NewReader(payload))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	if code, body := post("not-the-token"); code != http.StatusUnauthorized {
+		t.Errorf("a wrong webhook token: %d %s, want 401", code, body)
+	}
+	if code, body := post(webhookToken); code != http.StatusOK || !strings.Contains(body, `"heartbeats":1`) {
+		t.Errorf("the Watchdog with the webhook token: %d %s, want 200 with one heartbeat", code, body)
+	}
+	sites := exec.Command(bin, "sites", "--server", base, "--api-token-file", apiTokenFile, "-o", "json")
+	sites.Env = []string{"PATH=" + os.Getenv("PATH")}
+	out, err := sites.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "basement") {
+		t.Errorf("failoverd sites with the role's API token file: %v\n%s", err, out)
+	}
 }
 
 // TestClusterValues: the chart values the cluster role hands to helm turn
