@@ -75,8 +75,9 @@ func roundTrip(ctx context.Context, hc *http.Client, name, url string, body, out
 	if err != nil {
 		return err
 	}
+	// The body may hold passwords: wipe it once it is sent.
+	defer clear(b)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
-	clear(b)
 	if err != nil {
 		return fmt.Errorf("standby %s agent: %w: %w", name, cloud.ErrPermanent, err)
 	}
