@@ -223,7 +223,7 @@ func TestRunbookURLsResolve(t *testing.T) {
 	}
 	for _, r := range refs {
 		if _, err := os.Stat(r.page); err != nil {
-			t.Errorf("%s: runbook_url points at runbooks/%s, which does not exist", r.where, r.page)
+			t.Errorf("%s: refers to runbooks/%s, which does not exist", r.where, r.page)
 		}
 	}
 	t.Logf("%d runbook references checked", len(refs))
