@@ -5,10 +5,14 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +31,7 @@ import (
 	"github.com/failoverd/failoverd/failover/grant"
 	"github.com/failoverd/failoverd/failover/pki"
 	"github.com/failoverd/failoverd/failover/store/bolt"
+	"github.com/failoverd/failoverd/failover/store/storetest"
 )
 
 // The validator keys every test moves, and the network they are on.
@@ -96,8 +101,9 @@ type agentModel struct {
 	phase     string
 	message   string
 	statuses  map[string]string
-	active    bool  // keys loaded, validator client running: it signs
-	importGen int64 // the generation its signing keys came with
+	active    bool      // keys loaded, validator client running: it signs
+	importGen int64     // the generation its signing keys came with
+	since     time.Time // when it started signing
 	lastSign  time.Time
 	report    *failover.SignerState // a scripted /v1/status answer
 }
@@ -261,7 +267,7 @@ func (k *fakeKeys) Import(standby string, s grant.Signed, outcome string) error 
 		for _, pk := range g.Pubkeys {
 			a.statuses[pk] = "imported"
 		}
-		a.phase, a.active, a.importGen = failover.SignerImported, true, g.Generation
+		a.phase, a.active, a.importGen, a.since = failover.SignerImported, true, g.Generation, k.now()
 	case importFail:
 		a.statuses[g.Pubkeys[0]] = "error"
 		a.phase, a.message, a.active = failover.SignerFailed, "keystores[0]: \"error\" (invalid password)", false
@@ -280,10 +286,11 @@ func (k *fakeKeys) counts() (imports, fences int) {
 
 // fakeHome scales the home validator client to zero.
 type fakeHome struct {
-	mu     sync.Mutex
-	calls  []string
-	err    error
-	scaled func()
+	mu    sync.Mutex
+	calls []string
+	err   error
+	// scale, when set, is the cluster's answer.
+	scale func() error
 }
 
 func (h *fakeHome) ScaleToZero(_ context.Context, validator string) (string, error) {
@@ -293,8 +300,10 @@ func (h *fakeHome) ScaleToZero(_ context.Context, validator string) (string, err
 	if h.err != nil {
 		return "", h.err
 	}
-	if h.scaled != nil {
-		h.scaled()
+	if h.scale != nil {
+		if err := h.scale(); err != nil {
+			return "", err
+		}
 	}
 	return "home workload basement/statefulset/" + validator + " scaled to zero, no pod left", nil
 }
@@ -369,6 +378,21 @@ type migEnv struct {
 
 func newMigEnv(t testing.TB, tweak func(*failover.MigrationOptions)) *migEnv {
 	t.Helper()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "failoverd.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ca, err := pki.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newMigEnvWith(t, st, ca, tweak)
+}
+
+// newMigEnvWith is newMigEnv on a given store and CA.
+func newMigEnvWith(t testing.TB, st failover.Store, ca *pki.Authority, tweak func(*failover.MigrationOptions)) *migEnv {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Engine.ConfirmFor = time.Minute
 	cfg.Engine.KeepWarm = 10 * time.Minute
@@ -379,17 +403,7 @@ func newMigEnv(t testing.TB, tweak func(*failover.MigrationOptions)) *migEnv {
 		cfg.Fleet = append(cfg.Fleet, config.Validator{Name: fmt.Sprintf("eth-%d", i), Chain: "ethereum", Network: "hoodi", Site: "basement"})
 	}
 	clk := &clock{t: start}
-	dir := t.TempDir()
-	st, err := bolt.Open(filepath.Join(dir, "failoverd.db"), bolt.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	c, err := sim.New(sim.Options{Now: clk.Now, BootTime: 30 * time.Second, SyncTime: 5 * time.Minute, Peers: 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := pki.LoadOrCreate(filepath.Join(dir, "pki"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1459,4 +1473,887 @@ func TestFailbackRefusals(t *testing.T) {
 	if m.approvals(approval.ActionFailback, "pubkeys-differ") != 1 || m.approvals(approval.ActionFailback, "unknown-signer") != 1 {
 		t.Fatal("failback refusals not counted")
 	}
+}
+
+// The property test: no sequence of alerts, resolves, reconciles, clock
+// jumps, restarts, approvals (good and bad, migrate and failback), key
+// deliveries and fence outcomes ever lets two signers sign for a validator,
+// or lets either sign without owning the signing right.
+//
+// The model tracks who could really sign: the home validator client (it
+// starts only when the gate says home, and a Keymanager DELETE or a scale
+// to zero stops it) and each standby's validator client (it signs only after
+// an import the fake agent accepted, which needs a grant that verifies
+// against failoverd's CA). The chain the fakes report shows a key live while
+// any signer signed in the last 3 epochs.
+//
+// A failing sequence prints its seed and its steps; replay it with
+//
+//	go test ./failover/ -run 'TestOwnershipProperty/seed=17$' -v
+//	FAILOVERD_SEED=17 go test ./failover/ -run TestOwnershipProperty -v
+func TestOwnershipProperty(t *testing.T) {
+	seeds := make([]uint64, 0, 250)
+	if s := os.Getenv("FAILOVERD_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("FAILOVERD_SEED=%q: %v", s, err)
+		}
+		seeds = append(seeds, n)
+	} else {
+		n := uint64(250)
+		if testing.Short() {
+			n = 60
+		}
+		for i := uint64(1); i <= n; i++ {
+			seeds = append(seeds, i)
+		}
+	}
+	// One CA for every sequence: grants are all it signs here.
+	ca, err := pki.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cov coverage
+	for _, seed := range seeds {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			w := newWorld(t, seed, ca)
+			for i := range propertySteps {
+				w.step(i)
+			}
+			cov.add(w)
+		})
+	}
+	if len(seeds) >= 200 && !t.Failed() {
+		// The generator must reach the deep states, or the property says little.
+		t.Logf("coverage over %d sequences: %+v", len(seeds), cov)
+		n := len(seeds)
+		if cov.migrated < n/5 || cov.failedBack < n/10 || cov.failedMoves < n/10 || cov.imports < n/4 ||
+			cov.refused < 2*n || cov.refusedImports < n/4 || cov.restartsInMove < n/20 {
+			t.Fatalf("the sequences do not reach deep enough: %+v", cov)
+		}
+	}
+}
+
+const propertySteps = 45
+
+// chainWindow is how long a signature stays visible to the liveness check
+// (3 epochs of 32 slots of 12 s).
+const chainWindow = 3 * 32 * 12 * time.Second
+
+type coverage struct {
+	migrated, failedBack, failedMoves, imports, refusedImports, refused, restartsInMove int
+	// final counts the state each sequence ended in.
+	final map[failover.State]int
+}
+
+func (c *coverage) add(w *world) {
+	if c.final == nil {
+		c.final = map[failover.State]int{}
+	}
+	inc, ok := w.open()
+	if !ok {
+		inc.State = "none open"
+	}
+	c.final[inc.State]++
+	if w.sawMigrated {
+		c.migrated++
+	}
+	if w.failedBack {
+		c.failedBack++
+	}
+	if w.sawFailed {
+		c.failedMoves++
+	}
+	c.imports += w.imports
+	c.refusedImports += w.refusedImports
+	c.refused += w.refused
+	if w.restartInMove {
+		c.restartsInMove++
+	}
+}
+
+type world struct {
+	t   *testing.T
+	m   *migEnv
+	rng *rand.Rand
+	log []string
+
+	// Home: the machine is up; its validator client holds the keys; it
+	// signs; it is scaled to zero.
+	homeUp, homeKeys, homeActive, scaled bool
+	// partitioned: home is cut off from monitoring (its alerts fire) but
+	// runs, and signs if it did: unreachable is not stopped.
+	partitioned  bool
+	lastHomeSign time.Time
+	homeSince    time.Time // when home last started signing
+	outage       int
+	firingAt     time.Time
+
+	// cur is the open incident as the last check read it.
+	cur              failover.Incident
+	curOK, curLoaded bool
+	maxGen           int64
+	nonces           map[string]bool // accepted approval nonces
+	moves            map[string]bool // "incident/generation" of accepted migrations
+	grants           []grant.Signed  // every grant a CLI has seen
+	sent             []failover.ApprovalRequest
+	fenceBroken      bool
+
+	sawMigrated, failedBack, sawFailed, restartInMove bool
+	imports, refusedImports, refused                  int
+}
+
+func newWorld(t *testing.T, seed uint64, ca *pki.Authority) *world {
+	w := &world{t: t, rng: rand.New(rand.NewPCG(seed, seed*0x9e3779b97f4a7c15+1)), homeUp: true, homeKeys: true, homeActive: true,
+		lastHomeSign: start, homeSince: start, nonces: map[string]bool{}, moves: map[string]bool{}}
+	w.m = newMigEnvWith(t, newMemStore(), ca, nil)
+	w.m.keys.chain = w.chain
+	w.m.keys.silent = func() bool { return w.quietLocked() == "" }
+	w.m.home.scale = func() error {
+		if w.partitioned {
+			// The pod sits on a node the cluster cannot reach: it is not
+			// gone, whatever its owner object says.
+			return errors.New("1 pod left on an unreachable node")
+		}
+		w.homeActive, w.scaled = false, true
+		return nil
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("seed %d, steps:\n  %s", seed, strings.Join(w.log, "\n  "))
+		}
+	})
+	return w
+}
+
+// quietLocked says why the chain is not silent ("" when it is); the caller
+// holds the fake agent's lock.
+func (w *world) quietLocked() string {
+	now := w.m.clk.Now()
+	if !w.lastHomeSign.IsZero() && now.Sub(w.lastHomeSign) < chainWindow {
+		return fmt.Sprintf("home signed at %s", w.lastHomeSign.Format(time.TimeOnly))
+	}
+	for name, a := range w.m.keys.agents {
+		if !a.lastSign.IsZero() && now.Sub(a.lastSign) < chainWindow {
+			return fmt.Sprintf("standby %s signed at %s", name, a.lastSign.Format(time.TimeOnly))
+		}
+	}
+	return ""
+}
+
+func (w *world) chain(_ cloud.Standby, pubkeys []string, _ int) (beacon.Report, error) {
+	w.m.keys.mu.Lock()
+	why := w.quietLocked()
+	w.m.keys.mu.Unlock()
+	r := silentReport(pubkeys)
+	if why != "" {
+		r.SilentEpochs, r.NotSilent = nil, why
+	}
+	return r, nil
+}
+
+// touch records that every active signer signed up to now; a standby whose
+// machine is gone signs no more.
+func (w *world) touch() {
+	now := w.m.clk.Now()
+	if w.homeActive {
+		w.lastHomeSign = now
+	}
+	w.m.keys.mu.Lock()
+	names := make([]string, 0, len(w.m.keys.agents))
+	for name, a := range w.m.keys.agents {
+		if a.active {
+			a.lastSign = now
+			names = append(names, name)
+		}
+	}
+	w.m.keys.mu.Unlock()
+	for _, name := range names {
+		if _, err := w.m.cloud.Get(w.m.ctx, name); errors.Is(err, cloud.ErrNotFound) {
+			w.m.keys.mu.Lock()
+			w.m.keys.agents[name].active = false
+			w.m.keys.mu.Unlock()
+		}
+	}
+}
+
+func (w *world) open() (failover.Incident, bool) {
+	v, err := w.m.store.GetValidator(w.m.ctx, "eth-1")
+	if err != nil || v.OpenIncident == "" {
+		return failover.Incident{}, false
+	}
+	inc, err := w.m.store.GetIncident(w.m.ctx, v.OpenIncident)
+	return inc, err == nil
+}
+
+func (w *world) logf(format string, args ...any) {
+	w.log = append(w.log, fmt.Sprintf("[%s] ", w.m.clk.Now().Format(time.TimeOnly))+fmt.Sprintf(format, args...))
+}
+
+func (w *world) fail(format string, args ...any) {
+	w.t.Helper()
+	w.t.Fatalf(format, args...)
+}
+
+type move struct {
+	name   string
+	weight int
+	do     func()
+}
+
+func (w *world) step(i int) {
+	if !w.curLoaded {
+		w.cur, w.curOK = w.open()
+		w.curLoaded = true
+	}
+	inc, ok := w.cur, w.curOK
+	st := failover.State("")
+	if ok {
+		st = inc.State
+	}
+	hasStandby := ok && inc.Standby != nil
+	keysMoved := ok && inc.KeysMoved()
+	weight := func(cond bool, yes, no int) int {
+		if cond {
+			return yes
+		}
+		return no
+	}
+	moves := []move{
+		{"outage", weight(w.homeUp, weight(!ok, 6, 1), 0), w.doOutage},
+		// Home rarely returns before a migration (else the standby is only
+		// kept warm), more often after one (the case that must not act).
+		{"home back", weight(!w.homeUp, weight(keysMoved, 3, 1), 0), w.doHomeBack},
+		{"reconcile", 8, w.doReconcile},
+		// A person waits for chain silence when failoverd says to.
+		{"advance", weight(st == failover.StateReady || st == failover.StateFailingBack, 10, 6), w.doAdvance},
+		{"restart", 1, w.doRestart},
+		{"approve migration", weight(st == failover.StateReady, 8, weight(hasStandby, 1, 0)), func() { w.doMigrate(inc) }},
+		{"approve bad migration", weight(hasStandby, 2, 0), func() { w.doBadMigrate(inc) }},
+		{"approve failback", weight(st == failover.StateMigrated || st == failover.StateFailed && keysMoved, 6, weight(hasStandby, 1, 0)), func() { w.doFailback(inc) }},
+		{"approve bad failback", weight(hasStandby && keysMoved, 1, 0), func() { w.doBadFailback(inc) }},
+		{"deliver keys with a grant seen", weight(len(w.grants) > 0, 2, 0), w.doImportSeen},
+		{"deliver keys with the plan's grant", weight(st == failover.StateMigrating, 4, 0), func() { w.doImportPlan(inc) }},
+		{"fence outcome", 1, w.doFenceOutcome},
+		{"restore home", weight(w.homeUp && !w.homeActive, 2, 0), w.doRestoreHome},
+		{"a person powers home off", weight(w.partitioned && w.homeActive, 3, 0), w.doPowerOff},
+		{"teardown", weight(ok, 1, 0), func() { w.doTeardown(inc) }},
+	}
+	total := 0
+	for _, mv := range moves {
+		total += mv.weight
+	}
+	pick := w.rng.IntN(total)
+	for _, mv := range moves {
+		if pick < mv.weight {
+			w.touch()
+			mv.do()
+			w.touch()
+			w.check(i, mv.name, inc.ID)
+			return
+		}
+		pick -= mv.weight
+	}
+}
+
+func (w *world) fp() string { return fmt.Sprintf("fp-%d", w.outage) }
+
+func (w *world) doOutage() {
+	w.homeUp = false
+	w.outage++
+	w.firingAt = w.m.clk.Now()
+	if w.rng.IntN(3) == 0 {
+		w.partitioned = true
+		w.logf("home is cut off from monitoring (alert %s fires); it still signs: %v", w.fp(), w.homeActive)
+	} else {
+		w.homeActive = false
+		w.logf("home goes down (alert %s fires)", w.fp())
+	}
+	w.m.fire("eth-1", w.fp(), w.firingAt)
+}
+
+func (w *world) doHomeBack() {
+	w.homeUp = true
+	if w.partitioned {
+		// It never stopped, so it never asked the gate.
+		w.partitioned = false
+		w.logf("home's network is back (alert %s resolves); it signs: %v", w.fp(), w.homeActive)
+	} else {
+		own := w.m.owner("eth-1")
+		// The home validator client starts only when its gate says home.
+		w.homeActive = w.homeKeys && !w.scaled && own.AtHome()
+		if w.homeActive {
+			w.homeSince = w.m.clk.Now()
+		}
+		w.logf("home is back (alert %s resolves); gate says %s, home signs: %v", w.fp(), own.Current(), w.homeActive)
+	}
+	w.m.resolve("eth-1", w.fp(), w.firingAt)
+}
+
+func (w *world) doReconcile() {
+	after, err := w.m.eng.Reconcile(w.m.ctx, "eth-1")
+	inc, _ := w.open()
+	w.logf("reconcile: %s (%s), next in %s", inc.State, inc.Reason, after)
+	if err != nil {
+		w.fail("reconcile: %v", err)
+	}
+}
+
+func (w *world) doAdvance() {
+	ds := []time.Duration{15 * time.Second, time.Minute, 5*time.Minute + 30*time.Second, 10 * time.Minute, 20 * time.Minute, 20 * time.Minute}
+	d := ds[w.rng.IntN(len(ds))]
+	w.m.clk.Advance(d)
+	w.logf("clock +%s", d)
+}
+
+func (w *world) doRestart() {
+	if inc, ok := w.open(); ok && (inc.State == failover.StateMigrating || inc.State == failover.StateFailingBack) {
+		w.restartInMove = true
+	}
+	w.logf("failoverd restarts")
+	w.m.restart()
+}
+
+// submit sends an approval and checks what an acceptance must mean.
+func (w *world) submit(what string, req failover.ApprovalRequest) (failover.ApprovalReply, bool) {
+	w.sent = append(w.sent, req)
+	a, perr := approval.ParseCanonical([]byte(req.Approval))
+	reply, err := w.m.eng.Approve(w.m.ctx, req)
+	if err != nil {
+		w.refused++
+		w.logf("%s: refused (%s): %v", what, codeOf(err), err)
+		if codeOf(err) == "" {
+			w.fail("%s: an error that is not a refusal: %v", what, err)
+		}
+		if reply.Grant.Payload != nil {
+			w.fail("%s: a refusal came with a grant", what)
+		}
+		return reply, false
+	}
+	if perr != nil {
+		w.fail("%s: accepted an approval that does not parse: %v", what, perr)
+	}
+	if w.nonces[a.Nonce] {
+		w.fail("%s: nonce %s accepted twice", what, a.Nonce)
+	}
+	w.nonces[a.Nonce] = true
+	g, err := grant.Verify(reply.Grant, w.m.ca.CAPEM(), w.m.clk.Now())
+	if err != nil {
+		w.fail("%s: accepted, but its grant does not verify: %v", what, err)
+	}
+	if g.Incident != req.Incident || g.Action != a.Action || g.Generation <= w.maxGen {
+		w.fail("%s: grant %+v (generation seen so far %d)", what, g, w.maxGen)
+	}
+	if g.Action == approval.ActionMigrate {
+		w.moves[fmt.Sprintf("%s/%d", g.Incident, g.Generation)] = true
+	}
+	w.logf("%s: accepted by %v, generation %d, incident %s", what, a.Approver, g.Generation, reply.Incident.State)
+	w.grants = append(w.grants, reply.Grant)
+	return reply, true
+}
+
+func (w *world) importOutcome() string {
+	switch r := w.rng.IntN(20); {
+	case r < 15:
+		return importOK
+	case r < 19:
+		return importFail
+	default:
+		return importStuck
+	}
+}
+
+// honestFencing is what an approver can say about home in good faith, with
+// the effect of doing it (a Keymanager DELETE stops home signing). A home
+// cut off from monitoring looks powered off to the approver.
+func (w *world) honestFencing() failover.Fencing {
+	switch {
+	case w.homeUp && !w.scaled:
+		st := "deleted"
+		if !w.homeKeys {
+			st = "not_active"
+		}
+		w.homeKeys, w.homeActive = false, false
+		return kmFenced(map[string]string{pk1: st, pk2: st})
+	case !w.homeUp && w.rng.IntN(2) == 0:
+		return failover.Fencing{Method: failover.FencePoweredOff, ConfirmedBy: "alice@example"}
+	default:
+		return failover.Fencing{Method: failover.FenceScale}
+	}
+}
+
+func (w *world) doMigrate(inc failover.Incident) {
+	f := w.honestFencing()
+	by := []string{"alice"}
+	if w.rng.IntN(3) == 0 {
+		by = append(by, "bob")
+	}
+	reply, ok := w.submit("migration ("+f.Method+")", w.m.request(inc.ID, w.m.newApproval(inc, approval.ActionMigrate, nil), f, by...))
+	if !ok {
+		return
+	}
+	switch r := w.rng.IntN(10); {
+	case r < 7:
+		w.deliver("the approver's CLI", inc.Standby.Name, reply.Grant)
+	default:
+		w.logf("the approver's CLI loses the reply")
+	}
+}
+
+func (w *world) doBadMigrate(inc failover.Incident) {
+	kinds := []string{"expired", "wrong incident", "wrong standby", "wrong certificate", "unknown signer", "lying fence",
+		"power-off by a non-approver", "no fencing", "replay"}
+	kind := kinds[w.rng.IntN(len(kinds))]
+	var mutate func(*approval.Approval)
+	by := []string{"alice"}
+	f := kmFenced(allDeleted()) // a claim; home is not touched
+	switch kind {
+	case "expired":
+		mutate = func(a *approval.Approval) {
+			a.Issued, a.Expires = a.Issued.Add(-30*time.Minute), a.Issued.Add(-time.Second)
+		}
+	case "wrong incident":
+		mutate = func(a *approval.Approval) { a.Incident = inc.ID + "0" }
+	case "wrong standby":
+		mutate = func(a *approval.Approval) { a.Standby = "fo-elsewhere" }
+	case "wrong certificate":
+		mutate = func(a *approval.Approval) { a.StandbyCertSHA256 = certFor("an impostor") }
+	case "unknown signer":
+		mutate, by = func(a *approval.Approval) { a.Approver = "mallory@example" }, []string{"mallory"}
+	case "power-off by a non-approver":
+		f = failover.Fencing{Method: failover.FencePoweredOff, ConfirmedBy: "bob@example"}
+	case "no fencing":
+		f = failover.Fencing{}
+	case "replay":
+		if len(w.sent) > 0 {
+			w.submit("replay of an earlier approval", w.sent[w.rng.IntN(len(w.sent))])
+			return
+		}
+	}
+	reply, ok := w.submit("bad migration ("+kind+")", w.m.request(inc.ID, w.m.newApproval(inc, approval.ActionMigrate, mutate), f, by...))
+	if ok && kind != "lying fence" && kind != "replay" {
+		w.fail("a %s approval was accepted", kind)
+	}
+	if ok {
+		// A lie that the chain could not tell from the truth: home really
+		// was silent. The CLI delivers as usual.
+		w.deliver("the approver's CLI", inc.Standby.Name, reply.Grant)
+	}
+}
+
+func (w *world) doFailback(inc failover.Incident) {
+	pubkeys := []string{pk1, pk2}
+	if m, ok := inc.CurrentMigration(); ok {
+		pubkeys = m.Pubkeys
+	}
+	w.submit("failback", w.m.request(inc.ID, w.m.newApproval(inc, approval.ActionFailback, func(a *approval.Approval) { a.Pubkeys = pubkeys }), failover.Fencing{}, "alice"))
+}
+
+func (w *world) doBadFailback(inc failover.Incident) {
+	switch w.rng.IntN(3) {
+	case 0:
+		w.submit("bad failback (unknown signer)", w.m.request(inc.ID, w.m.newApproval(inc, approval.ActionFailback, func(a *approval.Approval) { a.Approver = "mallory@example" }), failover.Fencing{}, "mallory"))
+	case 1:
+		w.submit("bad failback (expired)", w.m.request(inc.ID, w.m.newApproval(inc, approval.ActionFailback, func(a *approval.Approval) {
+			a.Issued, a.Expires = a.Issued.Add(-30*time.Minute), a.Issued.Add(-time.Second)
+		}), failover.Fencing{}, "alice"))
+	default:
+		if len(w.sent) > 0 {
+			w.submit("replay of an earlier approval", w.sent[w.rng.IntN(len(w.sent))])
+		}
+	}
+	if _, ok := w.open(); ok && len(w.log) > 0 && strings.Contains(w.log[len(w.log)-1], ": accepted") && !strings.Contains(w.log[len(w.log)-1], "replay") {
+		w.fail("a bad failback was accepted")
+	}
+}
+
+// deliver is a CLI sending keys with a grant to a standby's agent.
+func (w *world) deliver(who, standby string, g grant.Signed) {
+	if _, err := w.m.cloud.Get(w.m.ctx, standby); err != nil {
+		w.logf("%s cannot reach %s: %v", who, standby, err)
+		return
+	}
+	before, _ := w.m.keys.counts()
+	outcome := w.importOutcome()
+	err := w.m.keys.Import(standby, g, outcome)
+	after, _ := w.m.keys.counts()
+	if err != nil {
+		w.refusedImports++
+		w.logf("%s delivers keys to %s: agent refuses: %v", who, standby, err)
+		if after != before {
+			w.fail("a refused import was recorded")
+		}
+		return
+	}
+	w.imports++
+	w.m.keys.mu.Lock()
+	last := w.m.keys.imports[len(w.m.keys.imports)-1]
+	w.m.keys.mu.Unlock()
+	w.logf("%s delivers keys to %s: %s at generation %d", who, standby, outcome, last.Generation)
+	if !w.moves[fmt.Sprintf("%s/%d", last.Incident, last.Generation)] {
+		w.fail("keys imported at %s generation %d without an accepted migration", last.Incident, last.Generation)
+	}
+}
+
+func (w *world) doImportSeen() {
+	g := w.grants[w.rng.IntN(len(w.grants))]
+	var gg grant.Grant
+	if err := json.Unmarshal(g.Payload, &gg); err != nil {
+		w.fail("grant payload: %v", err)
+	}
+	w.deliver("a CLI with an old grant", gg.Standby, g)
+}
+
+func (w *world) doImportPlan(inc failover.Incident) {
+	p, err := w.m.eng.Plan(w.m.ctx, inc.ID)
+	if err != nil {
+		w.fail("plan: %v", err)
+	}
+	if p.Grant == nil {
+		w.logf("plan of %s (%s) has no grant", inc.ID, p.State)
+		return
+	}
+	w.grants = append(w.grants, *p.Grant)
+	w.deliver("a CLI with the plan's grant", p.Standby, *p.Grant)
+}
+
+func (w *world) doFenceOutcome() {
+	w.fenceBroken = w.rng.IntN(3) == 0
+	w.m.keys.mu.Lock()
+	if w.fenceBroken {
+		w.m.keys.fenceStatus = func(pk string) string {
+			if pk == pk2 {
+				return "error"
+			}
+			return ""
+		}
+	} else {
+		w.m.keys.fenceStatus = nil
+	}
+	w.m.keys.mu.Unlock()
+	w.logf("standby deletes now answer error: %v", w.fenceBroken)
+}
+
+func (w *world) doPowerOff() {
+	// Off now for real; powering on again is a restart, through the gate.
+	w.partitioned, w.homeActive = false, false
+	w.logf("a person pulls home's plug")
+}
+
+func (w *world) doRestoreHome() {
+	own := w.m.owner("eth-1")
+	if !own.AtHome() {
+		w.logf("a person tries to start home; the gate says %s: it stays stopped", own.Current())
+		return
+	}
+	w.homeKeys, w.scaled, w.homeActive, w.homeSince = true, false, true, w.m.clk.Now()
+	w.logf("a person restores home (keys re-imported, scaled up); the gate says home")
+}
+
+func (w *world) doTeardown(inc failover.Incident) {
+	_, err := w.m.eng.Teardown(w.m.ctx, inc.ID, "ops")
+	w.logf("teardown of %s (%s): %v", inc.ID, inc.State, err)
+}
+
+// check asserts the invariants after step i; before is the incident that
+// was open before it.
+func (w *world) check(i int, name, before string) {
+	w.t.Helper()
+	where := fmt.Sprintf("after step %d (%s)", i, name)
+	v, err := w.m.store.GetValidator(w.m.ctx, "eth-1")
+	if err != nil && !errors.Is(err, failover.ErrNotFound) {
+		w.fail("%s: %v", where, err)
+	}
+	own := v.Ownership
+	own.Owner = own.Current()
+	if own.Generation < w.maxGen {
+		w.fail("%s: the generation went down from %d to %d", where, w.maxGen, own.Generation)
+	}
+	w.maxGen = own.Generation
+	if int(own.Generation) > len(w.nonces) {
+		w.fail("%s: generation %d with only %d accepted approvals", where, own.Generation, len(w.nonces))
+	}
+	// Two signers must not even come near each other: one that starts
+	// within 3 epochs of the other's last signature could sign an epoch the
+	// other signed too. So each signer's activity began at least 3 epochs
+	// after every other signer's last signature.
+	overlaps := func(last, since time.Time) bool { return !last.IsZero() && last.Add(chainWindow).After(since) }
+	var signers []string
+	w.m.keys.mu.Lock()
+	var bad string
+	if w.homeActive {
+		signers = append(signers, "home")
+		if !own.AtHome() {
+			bad = fmt.Sprintf("home signs while %s owns the signing right", own.Current())
+		}
+		for name, a := range w.m.keys.agents {
+			if overlaps(a.lastSign, w.homeSince) {
+				bad = fmt.Sprintf("home signs since %s, standby %s signed at %s", w.homeSince.Format(time.TimeOnly), name, a.lastSign.Format(time.TimeOnly))
+			}
+		}
+	}
+	for name, a := range w.m.keys.agents {
+		if !a.active {
+			continue
+		}
+		signers = append(signers, name)
+		if own.Current() != name || own.Generation != a.importGen {
+			bad = fmt.Sprintf("standby %s signs with keys of generation %d while %s owns generation %d", name, a.importGen, own.Current(), own.Generation)
+		}
+		if overlaps(w.lastHomeSign, a.since) {
+			bad = fmt.Sprintf("standby %s signs since %s, home signed at %s", name, a.since.Format(time.TimeOnly), w.lastHomeSign.Format(time.TimeOnly))
+		}
+		for other, o := range w.m.keys.agents {
+			if other != name && overlaps(o.lastSign, a.since) {
+				bad = fmt.Sprintf("standby %s signs since %s, standby %s signed at %s", name, a.since.Format(time.TimeOnly), other, o.lastSign.Format(time.TimeOnly))
+			}
+		}
+	}
+	w.m.keys.mu.Unlock()
+	if bad != "" {
+		w.fail("%s: %s", where, bad)
+	}
+	if len(signers) > 1 {
+		w.fail("%s: two signers at once: %v", where, signers)
+	}
+	if !own.AtHome() {
+		if _, err := w.m.cloud.Get(w.m.ctx, own.Current()); err != nil {
+			w.fail("%s: the owner %s is gone from the cloud: %v", where, own.Current(), err)
+		}
+	}
+	// Only an open incident moves: the one open before the step and the
+	// one open after it are all that can have changed.
+	var incs []failover.Incident
+	w.cur, w.curOK = failover.Incident{}, false
+	if before != "" {
+		inc, err := w.m.store.GetIncident(w.m.ctx, before)
+		if err != nil {
+			w.fail("%s: incident %s: %v", where, before, err)
+		}
+		incs = append(incs, inc)
+		if inc.ID == v.OpenIncident {
+			w.cur, w.curOK = inc, true
+		}
+	}
+	if v.OpenIncident != "" && v.OpenIncident != before {
+		// A claimed validator whose incident is not written yet has none.
+		if inc, err := w.m.store.GetIncident(w.m.ctx, v.OpenIncident); err == nil {
+			incs = append(incs, inc)
+			w.cur, w.curOK = inc, true
+		}
+	}
+	for _, inc := range incs {
+		moved, prev := false, failover.State("")
+		for _, e := range inc.History {
+			if e.To == "" {
+				continue
+			}
+			switch {
+			case e.To == failover.StateMigrating:
+				moved = true
+			case moved && e.To == failover.StateRecovering:
+				w.fail("%s: %s went %s -> recovering after its keys moved", where, inc.ID, prev)
+			case moved && e.To == failover.StateClosed && prev != failover.StateFailingBack:
+				w.fail("%s: %s closed from %s after its keys moved", where, inc.ID, prev)
+			}
+			prev = e.To
+		}
+		switch inc.State {
+		case failover.StateMigrated:
+			w.sawMigrated = true
+		case failover.StateFailed:
+			if moved {
+				w.sawFailed = true
+			}
+		case failover.StateClosed:
+			if moved {
+				w.failedBack = true
+			}
+		}
+	}
+}
+
+// memStore is an in-memory failover.Store for the property test (hundreds
+// of sequences must run in seconds); TestMemStoreContract holds it to the
+// same contract as the real stores. Records are kept as JSON, so nothing a
+// caller holds aliases what is stored.
+type memStore struct {
+	mu   sync.Mutex
+	seq  int
+	data map[string]map[string]memRec
+}
+
+type memRec struct {
+	version string
+	body    []byte
+}
+
+func newMemStore() *memStore { return &memStore{data: map[string]map[string]memRec{}} }
+
+func memGet[T any](ctx context.Context, s *memStore, kind, key string, ver func(*T) *string) (T, error) {
+	var v T
+	if err := ctx.Err(); err != nil {
+		return v, err
+	}
+	s.mu.Lock()
+	rec, ok := s.data[kind][key]
+	s.mu.Unlock()
+	if !ok {
+		return v, fmt.Errorf("%s %q: %w", kind, key, failover.ErrNotFound)
+	}
+	if err := json.Unmarshal(rec.body, &v); err != nil {
+		return v, err
+	}
+	*ver(&v) = rec.version
+	return v, nil
+}
+
+func memPut[T any](ctx context.Context, s *memStore, kind, key string, v *T, ver func(*T) *string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if key == "" {
+		return fmt.Errorf("%s: empty key", kind)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.data[kind] == nil {
+		s.data[kind] = map[string]memRec{}
+	}
+	cur, ok := s.data[kind][key]
+	switch have := *ver(v); {
+	case have == "" && ok:
+		return fmt.Errorf("create %s %q: %w", kind, key, failover.ErrConflict)
+	case have != "" && !ok:
+		return fmt.Errorf("update %s %q: %w", kind, key, failover.ErrNotFound)
+	case have != "" && have != cur.version:
+		return fmt.Errorf("update %s %q: %w", kind, key, failover.ErrConflict)
+	}
+	c := *v
+	*ver(&c) = ""
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	s.seq++
+	next := strconv.Itoa(s.seq)
+	s.data[kind][key] = memRec{version: next, body: b}
+	*ver(v) = next
+	return nil
+}
+
+func memList[T any](ctx context.Context, s *memStore, kind string, ver func(*T) *string) ([]T, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	keys := make([]string, 0, len(s.data[kind]))
+	for k := range s.data[kind] {
+		keys = append(keys, k)
+	}
+	s.mu.Unlock()
+	slices.Sort(keys)
+	out := make([]T, 0, len(keys))
+	for _, k := range keys {
+		v, err := memGet(ctx, s, kind, k, ver)
+		if errors.Is(err, failover.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func incVer(v *failover.Incident) *string        { return &v.Version }
+func valVer(v *failover.ValidatorRecord) *string { return &v.Version }
+func siteVer(v *failover.SiteRecord) *string     { return &v.Version }
+func runVer(v *failover.SnapshotRun) *string     { return &v.Version }
+
+func (s *memStore) GetIncident(ctx context.Context, id string) (failover.Incident, error) {
+	return memGet(ctx, s, "incident", id, incVer)
+}
+
+func (s *memStore) PutIncident(ctx context.Context, inc *failover.Incident) error {
+	return memPut(ctx, s, "incident", inc.ID, inc, incVer)
+}
+
+func (s *memStore) ListIncidents(ctx context.Context, opts failover.ListOptions) ([]failover.Incident, error) {
+	all, err := memList(ctx, s, "incident", incVer)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, inc := range all {
+		if opts.Match(inc) {
+			out = append(out, inc)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b failover.Incident) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+func (s *memStore) GetValidator(ctx context.Context, name string) (failover.ValidatorRecord, error) {
+	return memGet(ctx, s, "validator", name, valVer)
+}
+
+func (s *memStore) PutValidator(ctx context.Context, v *failover.ValidatorRecord) error {
+	return memPut(ctx, s, "validator", v.Name, v, valVer)
+}
+
+func (s *memStore) ListValidators(ctx context.Context) ([]failover.ValidatorRecord, error) {
+	return memList(ctx, s, "validator", valVer)
+}
+
+func (s *memStore) GetSite(ctx context.Context, name string) (failover.SiteRecord, error) {
+	return memGet(ctx, s, "site", name, siteVer)
+}
+
+func (s *memStore) PutSite(ctx context.Context, r *failover.SiteRecord) error {
+	return memPut(ctx, s, "site", r.Name, r, siteVer)
+}
+
+func (s *memStore) ListSites(ctx context.Context) ([]failover.SiteRecord, error) {
+	return memList(ctx, s, "site", siteVer)
+}
+
+func (s *memStore) GetSnapshotRun(ctx context.Context, id string) (failover.SnapshotRun, error) {
+	return memGet(ctx, s, "run", id, runVer)
+}
+
+func (s *memStore) PutSnapshotRun(ctx context.Context, r *failover.SnapshotRun) error {
+	return memPut(ctx, s, "run", r.ID, r, runVer)
+}
+
+func (s *memStore) ListSnapshotRuns(ctx context.Context, validator string) ([]failover.SnapshotRun, error) {
+	all, err := memList(ctx, s, "run", runVer)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, r := range all {
+		if validator == "" || r.Validator == validator {
+			out = append(out, r)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b failover.SnapshotRun) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+func (s *memStore) Close() error { return nil }
+
+func TestMemStoreContract(t *testing.T) {
+	storetest.Run(t, func(*testing.T) failover.Store { return newMemStore() })
 }
