@@ -859,8 +859,10 @@ func (e *Engine) failingBack(ctx context.Context, inc *Incident) (result, error)
 			if err != nil {
 				return e.failedAttempt(ctx, inc, "fencing the standby", err)
 			}
+			// not_found: the standby's validator client never loaded the key
+			// (its import failed); keys reach it only through its agent.
 			for _, pk := range m.Pubkeys {
-				if s, ok := lookupKey(rep.KeyStatuses, pk); !ok || (s != "deleted" && s != "not_active") {
+				if s, ok := lookupKey(rep.KeyStatuses, pk); !ok || (s != "deleted" && s != "not_active" && s != "not_found") {
 					return e.stopMove(ctx, inc, m, fmt.Sprintf("the standby did not confirm key %s deleted (status %q)", pk, s))
 				}
 			}

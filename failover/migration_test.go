@@ -101,9 +101,10 @@ type agentModel struct {
 	phase     string
 	message   string
 	statuses  map[string]string
-	active    bool      // keys loaded, validator client running: it signs
-	importGen int64     // the generation its signing keys came with
-	since     time.Time // when it started signing
+	active    bool            // keys loaded, validator client running: it signs
+	loaded    map[string]bool // keys its validator client ever loaded
+	importGen int64           // the generation its signing keys came with
+	since     time.Time       // when it started signing
 	lastSign  time.Time
 	report    *failover.SignerState // a scripted /v1/status answer
 }
@@ -204,7 +205,10 @@ func (k *fakeKeys) Fence(_ context.Context, sb cloud.Standby, s grant.Signed) (f
 	failed := false
 	for _, pk := range g.Pubkeys {
 		st := "deleted"
-		if !a.active {
+		switch {
+		case !a.loaded[pk]:
+			st = "not_found"
+		case !a.active:
 			st = "not_active"
 		}
 		if k.fenceStatus != nil {
@@ -212,7 +216,7 @@ func (k *fakeKeys) Fence(_ context.Context, sb cloud.Standby, s grant.Signed) (f
 				st = s
 			}
 		}
-		if st != "deleted" && st != "not_active" {
+		if st != "deleted" && st != "not_active" && st != "not_found" {
 			failed = true
 		}
 		rep.KeyStatuses[pk] = st
@@ -262,13 +266,21 @@ func (k *fakeKeys) Import(standby string, s grant.Signed, outcome string) error 
 	}
 	a.seen, a.message = g.Generation, ""
 	a.statuses = map[string]string{}
+	if a.loaded == nil {
+		a.loaded = map[string]bool{}
+	}
 	switch outcome {
 	case importOK:
 		for _, pk := range g.Pubkeys {
 			a.statuses[pk] = "imported"
+			a.loaded[pk] = true
 		}
 		a.phase, a.active, a.importGen, a.since = failover.SignerImported, true, g.Generation, k.now()
 	case importFail:
+		// The first key failed; the others loaded and were deleted again.
+		for _, pk := range g.Pubkeys[1:] {
+			a.statuses[pk], a.loaded[pk] = "imported", true
+		}
 		a.statuses[g.Pubkeys[0]] = "error"
 		a.phase, a.message, a.active = failover.SignerFailed, "keystores[0]: \"error\" (invalid password)", false
 	case importStuck:
@@ -1451,6 +1463,55 @@ func TestFailbackFenceError(t *testing.T) {
 	m.reconcile("eth-1")
 	m.wantState(inc.ID, failover.StateClosed)
 	m.wantOwner("eth-1", failover.OwnerHome, 2)
+}
+
+// A migration whose import failed (one key never loaded) still fails back:
+// the standby answers not_found for that key.
+func TestFailbackAfterFailedImport(t *testing.T) {
+	m := newMigEnv(t, nil)
+	inc := m.toReady("eth-1")
+	reply, err := m.eng.Approve(m.ctx, m.migrateReq(inc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.keys.Import(inc.Standby.Name, reply.Grant, importFail); err != nil {
+		t.Fatal(err)
+	}
+	m.reconcile("eth-1")
+	failed := m.wantState(inc.ID, failover.StateFailed)
+	if _, err := m.eng.Approve(m.ctx, m.failbackReq(failed)); err != nil {
+		t.Fatalf("failback refused: %v", err)
+	}
+	m.reconcile("eth-1")
+	done := m.wantState(inc.ID, failover.StateClosed)
+	mig, _ := done.CurrentMigration()
+	if mig.KeyStatuses[pk1] != "not_found" || mig.KeyStatuses[pk2] != "not_active" {
+		t.Fatalf("fence statuses %+v", mig.KeyStatuses)
+	}
+	m.wantOwner("eth-1", failover.OwnerHome, 2)
+}
+
+// Without the standby's word on a key, or with anything but a removal, the
+// failback stops.
+func TestFailbackUnknownFenceStatus(t *testing.T) {
+	for _, st := range []string{"error", "unknown", "pending"} {
+		t.Run(st, func(t *testing.T) {
+			m := newMigEnv(t, nil)
+			inc, _ := m.toMigrated("eth-1")
+			m.keys.fenceStatus = func(pk string) string {
+				if pk == pk1 {
+					return st
+				}
+				return ""
+			}
+			if _, err := m.eng.Approve(m.ctx, m.failbackReq(inc)); err != nil {
+				t.Fatal(err)
+			}
+			m.reconcile("eth-1")
+			m.wantState(inc.ID, failover.StateFailed)
+			m.wantOwner("eth-1", inc.Standby.Name, 1)
+		})
+	}
 }
 
 func TestFailbackRefusals(t *testing.T) {

@@ -220,7 +220,12 @@ func (s *server) importKeys(w http.ResponseWriter, r *http.Request) {
 			code = rf.code
 		}
 		s.o.Logger.Warn("key import refused", "remote", r.RemoteAddr, "reason", err)
-		writeJSON(w, code, map[string]any{"error": err.Error(), "reply": reply})
+		// The reply's fields sit next to the error, where ImportKeys reads
+		// them: the CLI shows the per-key statuses of a failed import.
+		writeJSON(w, code, struct {
+			ImportReply
+			Error string `json:"error"`
+		}{reply, err.Error()})
 		return
 	}
 	s.o.Logger.Info("keys imported", "generation", reply.Generation, "keys", len(reply.KeyStatuses))
@@ -333,7 +338,10 @@ func (k *keys) doImport(ctx context.Context, req ImportRequest) (ImportReply, er
 // and the validator client's gate closed, so nothing half-imported signs.
 func (k *keys) fail(ctx context.Context, pubkeys []string, statuses map[string]string, why string) (ImportReply, error) {
 	k.closeValidator()
-	if _, err := k.km.DeleteKeystores(ctx, pubkeys); err != nil {
+	if res, err := k.km.DeleteKeystores(ctx, pubkeys); err != nil {
+		why += "; removing the keys again failed too (" + err.Error() + "): check the validator client by hand"
+	} else if err := standbyFenced(res, pubkeys); err != nil {
+		// A key the validator client would not delete is still loaded.
 		why += "; removing the keys again failed too (" + err.Error() + "): check the validator client by hand"
 	}
 	k.state.SignerState = failover.SignerState{Generation: k.state.Generation, Phase: failover.SignerFailed, KeyStatuses: statuses, Message: why}
@@ -396,7 +404,9 @@ func (k *keys) doFence(ctx context.Context, req FenceRequest) (failover.FenceRep
 	if g.Action != approval.ActionFailback || g.Standby != k.o.StandbyName {
 		return failover.FenceReport{}, refuse(http.StatusForbidden, "the grant is not a failback from this standby")
 	}
-	if g.Generation < k.state.Generation || (g.Generation == k.state.Generation && k.state.Phase != failover.SignerFenced) {
+	// The same generation again is a repeat (fenced) or a failback approved
+	// again after a fence that failed: the signing right has not moved since.
+	if g.Generation < k.state.Generation || (g.Generation == k.state.Generation && k.state.Phase != failover.SignerFenced && k.state.Phase != failover.SignerFailed) {
 		return failover.FenceReport{}, refuse(http.StatusConflict, "ownership changed meanwhile: grant generation %d, this standby has seen %d", g.Generation, k.state.Generation)
 	}
 	k.closeValidator()
@@ -410,7 +420,7 @@ func (k *keys) doFence(ctx context.Context, req FenceRequest) (failover.FenceRep
 	}
 	phase := failover.SignerFenced
 	msg := "every key deleted; slashing protection returned"
-	if ferr := keymanager.Fenced(res, g.Pubkeys); ferr != nil {
+	if ferr := standbyFenced(res, g.Pubkeys); ferr != nil {
 		phase, msg = failover.SignerFailed, "fence incomplete: "+ferr.Error()
 	}
 	k.state.SignerState = failover.SignerState{Generation: g.Generation, Phase: phase, KeyStatuses: statuses, Message: msg}
@@ -418,6 +428,24 @@ func (k *keys) doFence(ctx context.Context, req FenceRequest) (failover.FenceRep
 		return failover.FenceReport{}, fmt.Errorf("agent: save signer state: %w", err)
 	}
 	return failover.FenceReport{KeyStatuses: statuses, SlashingProtection: res.SlashingProtection}, nil
+}
+
+// standbyFenced is keymanager.Fenced for the standby's own validator
+// client, where keys arrive only through this agent: a key it answers
+// not_found was never loaded (its import failed), which is fenced too. At
+// home not_found is different: the key may sign somewhere else.
+func standbyFenced(res keymanager.DeleteResult, pubkeys []string) error {
+	err := keymanager.Fenced(res, pubkeys)
+	var nf *keymanager.NotFencedError
+	if !errors.As(err, &nf) || nf.Malformed != "" {
+		return err
+	}
+	for _, p := range nf.Keys {
+		if p.Status != string(keymanager.NotFound) {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *server) chain(w http.ResponseWriter, r *http.Request) {
