@@ -231,6 +231,11 @@ func TestClientToken(t *testing.T) {
 			t.Fatalf("Ensure cancelled while RunInstances was in flight: %v, want context.Canceled", err)
 		}
 		srv.Hook(nil)
+		// The client gave up as the request arrived; the fake finishes the
+		// launch on its own goroutine, as EC2 would after a lost answer.
+		for deadline := time.Now().Add(5 * time.Second); srv.Instances() == 0 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
 		if srv.Instances() != 1 {
 			t.Fatalf("Instances after the lost answer = %d, want 1 (EC2 did launch)", srv.Instances())
 		}
