@@ -752,7 +752,7 @@ func (e *Engine) migrating(ctx context.Context, inc *Incident) (result, error) {
 		inc.Migrations[len(inc.Migrations)-1] = m
 		e.mm.moves.WithLabelValues(m.Action, "done").Inc()
 		return result{after: poll}, e.transition(ctx, inc, EventImported, fmt.Sprintf(
-			"standby %s imported %d keys and signs with doppelganger protection (generation %d); home stays fenced until a person runs failoverd failback %s",
+			"standby %s imported %d keys and its validator client may start (generation %d); home stays fenced until a person runs failoverd failback %s",
 			sb.Name, len(m.Pubkeys), m.Generation, inc.ID))
 	case st.Generation == m.Generation && st.Phase == SignerFailed:
 		m.KeyStatuses = st.KeyStatuses
@@ -875,7 +875,7 @@ func (e *Engine) failingBack(ctx context.Context, inc *Incident) (result, error)
 				return result{}, err
 			}
 		}
-		rep, err := e.chainSilent(ctx, *inc, sb, &m)
+		_, err = e.chainSilent(ctx, *inc, sb, &m)
 		if err != nil {
 			if isRefused(err) {
 				reason := "failing back: waiting for chain silence before home may sign: " + err.Error()
@@ -889,7 +889,6 @@ func (e *Engine) failingBack(ctx context.Context, inc *Incident) (result, error)
 			}
 			return result{}, err
 		}
-		_ = rep
 		inc.Migrations[len(inc.Migrations)-1] = m
 		if err := e.update(ctx, inc); err != nil {
 			return result{}, err

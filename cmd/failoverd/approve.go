@@ -231,7 +231,7 @@ func runMove(cmd *cobra.Command, e *env, f *moveFlags, id, action string) error 
 		_, err := e.stdout.Write(text)
 		return err
 	}
-	sigs, err := signatures(f, a, text)
+	sigs, err := signatures(f, a)
 	if err != nil {
 		return err
 	}
@@ -303,7 +303,7 @@ func buildApproval(f *moveFlags, plan failover.Plan, pubkeys []string, action, a
 
 // signatures signs with the approver's key (unless only co-signatures are
 // given) and adds the co-approvers'.
-func signatures(f *moveFlags, a approval.Approval, text []byte) ([][]byte, error) {
+func signatures(f *moveFlags, a approval.Approval) ([][]byte, error) {
 	var out [][]byte
 	if f.signingKey != "" {
 		signer, err := loadSigner(f.signingKey)
@@ -326,7 +326,6 @@ func signatures(f *moveFlags, a approval.Approval, text []byte) ([][]byte, error
 	if len(out) == 0 {
 		return nil, &usageError{errors.New("no signature: give --signing-key (and --cosignature for co-approvers)")}
 	}
-	_ = text
 	return out, nil
 }
 
@@ -458,6 +457,19 @@ func loadKeys(ctx context.Context, f *moveFlags) (keys, error) {
 	return out, nil
 }
 
+// homeKeymanager is a client of the home validator client's Keymanager API.
+func homeKeymanager(f *moveFlags) (*keymanager.Client, error) {
+	token := ""
+	if f.homeKMToken != "" {
+		b, err := os.ReadFile(f.homeKMToken)
+		if err != nil {
+			return nil, err
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	return keymanager.New(f.homeKM, token)
+}
+
 func spPath(f *moveFlags, id string) string {
 	return filepath.Join(f.outDir, "slashing-protection-"+id+".json")
 }
@@ -487,15 +499,7 @@ func fenceHome(ctx context.Context, e *env, f *moveFlags, id string, pubkeys []s
 		if f.homeKM == "" {
 			return failover.Fencing{}, nil, &usageError{errors.New("--fence keymanager needs --home-keymanager URL")}
 		}
-		token := ""
-		if f.homeKMToken != "" {
-			b, err := os.ReadFile(f.homeKMToken)
-			if err != nil {
-				return failover.Fencing{}, nil, err
-			}
-			token = strings.TrimSpace(string(b))
-		}
-		km, err := keymanager.New(f.homeKM, token)
+		km, err := homeKeymanager(f)
 		if err != nil {
 			return failover.Fencing{}, nil, err
 		}
@@ -639,15 +643,7 @@ func finishFailback(ctx context.Context, e *env, c *httpapi.Client, f *moveFlags
 	if f.homeKM == "" || len(ks.stores) == 0 {
 		return nil
 	}
-	token := ""
-	if f.homeKMToken != "" {
-		b, err := os.ReadFile(f.homeKMToken)
-		if err != nil {
-			return err
-		}
-		token = strings.TrimSpace(string(b))
-	}
-	km, err := keymanager.New(f.homeKM, token)
+	km, err := homeKeymanager(f)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/failoverd/failoverd/failover"
+	"github.com/failoverd/failoverd/failover/httpapi"
 )
 
 // gateExit is the gate's "no": the caller must not start a signer.
@@ -103,7 +105,8 @@ func withTimeout(cmd *cobra.Command, d time.Duration) (context.Context, context.
 }
 
 func isAnswer(err error) bool {
-	return strings.Contains(err.Error(), "failoverd answered")
+	var ae *httpapi.APIError
+	return errors.As(err, &ae)
 }
 
 func newOwnersCmd(e *env) *cobra.Command {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -140,19 +141,8 @@ func (k *keys) current() failover.SignerState {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	st := k.state.SignerState
-	st.KeyStatuses = cloneMap(st.KeyStatuses)
+	st.KeyStatuses = maps.Clone(st.KeyStatuses)
 	return st
-}
-
-func cloneMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // save writes the state durably before the agent acts on it.
@@ -327,7 +317,7 @@ func (k *keys) doImport(ctx context.Context, req ImportRequest) (ImportReply, er
 		return k.fail(ctx, pubkeys, byKey, err.Error())
 	}
 	k.state.SignerState = failover.SignerState{Generation: g.Generation, Phase: failover.SignerImported, KeyStatuses: byKey,
-		Message: fmt.Sprintf("%d keys imported with slashing protection; the validator client runs with doppelganger protection", len(pubkeys))}
+		Message: fmt.Sprintf("%d keys imported with slashing protection; the validator client's gate is open (it must run with doppelganger protection: --enable-doppelganger-protection)", len(pubkeys))}
 	if err := k.save(); err != nil {
 		return ImportReply{}, fmt.Errorf("agent: save signer state: %w", err)
 	}

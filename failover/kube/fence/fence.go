@@ -57,31 +57,23 @@ func (f *Fencer) ScaleToZero(ctx context.Context, validator string) (string, err
 	if !ok {
 		return "", fmt.Errorf("validator %s has no fleet[].home.workload: failoverd cannot scale it", validator)
 	}
+	// StatefulSets and Deployments share the /scale subresource's shape.
+	getScale, updateScale := f.cs.AppsV1().StatefulSets(w.Namespace).GetScale, f.cs.AppsV1().StatefulSets(w.Namespace).UpdateScale
+	if w.Kind == "deployment" {
+		getScale, updateScale = f.cs.AppsV1().Deployments(w.Namespace).GetScale, f.cs.AppsV1().Deployments(w.Namespace).UpdateScale
+	}
 	var selector string
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var err error
-		switch w.Kind {
-		case "statefulset":
-			sc, gerr := f.cs.AppsV1().StatefulSets(w.Namespace).GetScale(ctx, w.Name, metav1.GetOptions{})
-			if gerr != nil {
-				return gerr
-			}
-			selector = sc.Status.Selector
-			if sc.Spec.Replicas != 0 {
-				sc.Spec.Replicas = 0
-				_, err = f.cs.AppsV1().StatefulSets(w.Namespace).UpdateScale(ctx, w.Name, sc, metav1.UpdateOptions{})
-			}
-		default:
-			sc, gerr := f.cs.AppsV1().Deployments(w.Namespace).GetScale(ctx, w.Name, metav1.GetOptions{})
-			if gerr != nil {
-				return gerr
-			}
-			selector = sc.Status.Selector
-			if sc.Spec.Replicas != 0 {
-				sc.Spec.Replicas = 0
-				_, err = f.cs.AppsV1().Deployments(w.Namespace).UpdateScale(ctx, w.Name, sc, metav1.UpdateOptions{})
-			}
+		sc, err := getScale(ctx, w.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
 		}
+		selector = sc.Status.Selector
+		if sc.Spec.Replicas == 0 {
+			return nil
+		}
+		sc.Spec.Replicas = 0
+		_, err = updateScale(ctx, w.Name, sc, metav1.UpdateOptions{})
 		return err
 	})
 	if err != nil {
