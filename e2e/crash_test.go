@@ -51,10 +51,11 @@ fleet:
     chain: ethereum
     network: mainnet
     site: basement
+    pubkeys: [%s]
     clients:
       execution: {name: geth, version: v1.16.7}
       consensus: {name: lighthouse, version: v8.0.1}
-`, port, filepath.Join(dir, "data"), cloudYAML)
+`, port, filepath.Join(dir, "data"), cloudYAML, validatorKey)
 	file := filepath.Join(dir, "failoverd.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

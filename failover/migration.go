@@ -162,17 +162,20 @@ type ApprovalReply struct {
 // Plan is what an approver needs before signing: the names to sign and
 // where the keys will go.
 type Plan struct {
-	Incident          string        `json:"incident"`
-	Validator         string        `json:"validator"`
-	Network           string        `json:"network,omitempty"`
-	Action            string        `json:"action"`
-	State             State         `json:"state"`
-	Standby           string        `json:"standby"`
-	StandbyCertSHA256 string        `json:"standbyCertSHA256"`
-	Ownership         Ownership     `json:"ownership"`
-	Threshold         int           `json:"threshold"`
-	Principals        []string      `json:"principals"`
-	Agent             AgentEndpoint `json:"agent"`
+	Incident          string    `json:"incident"`
+	Validator         string    `json:"validator"`
+	Network           string    `json:"network,omitempty"`
+	Action            string    `json:"action"`
+	State             State     `json:"state"`
+	Standby           string    `json:"standby"`
+	StandbyCertSHA256 string    `json:"standbyCertSHA256"`
+	Ownership         Ownership `json:"ownership"`
+	Threshold         int       `json:"threshold"`
+	Principals        []string  `json:"principals"`
+	// Pubkeys are the validator's declared keys (fleet[].pubkeys): a
+	// migration must name exactly these.
+	Pubkeys []string      `json:"pubkeys"`
+	Agent   AgentEndpoint `json:"agent"`
 	// Grant is present once the move was accepted (migrating): a CLI that
 	// lost the reply fetches it again here.
 	Grant *grant.Signed `json:"grant,omitempty"`
@@ -206,6 +209,7 @@ const (
 	RefuseNoAgent    = "no-agent"
 	RefuseConfig     = "not-configured"
 	RefuseUnverified = "cannot-verify"
+	RefuseKeys       = "wrong-keys"
 )
 
 // migrationMetrics count key moves.
@@ -294,6 +298,9 @@ func (e *Engine) Plan(ctx context.Context, id string) (Plan, error) {
 	}
 	p := Plan{Incident: inc.ID, Validator: inc.Validator, Network: inc.Network, Action: actionFor(inc), State: inc.State,
 		Ownership: own, Threshold: max(e.mig.Threshold, 1), Principals: e.mig.Signers.Principals()}
+	if vc, ok := e.cfg.Validator(inc.Validator); ok {
+		p.Pubkeys = slices.Clone(vc.Pubkeys)
+	}
 	if inc.Standby == nil {
 		return p, nil
 	}
@@ -316,6 +323,83 @@ func (e *Engine) Plan(ctx context.Context, id string) (Plan, error) {
 		p.Grant = &g
 	}
 	return p, nil
+}
+
+// checkKeys refuses a migration whose keys are not exactly the validator's
+// declared fleet[].pubkeys, or one of whose keys another validator's standby
+// holds (or is importing): ownership is recorded per validator, so a key
+// named under the wrong validator could get a second signer while its own
+// validator's home still signs.
+func (e *Engine) checkKeys(ctx context.Context, validator string, pubkeys []string) error {
+	vc, ok := e.cfg.Validator(validator)
+	if !ok {
+		return refused(RefuseConfig, "validator %s is no longer in the fleet: nothing of it moves", validator)
+	}
+	if len(vc.Pubkeys) == 0 {
+		return refused(RefuseConfig, "validator %s declares no keys (fleet[].pubkeys): failoverd cannot tell which keys are its, so none move; add them to the config and restart", validator)
+	}
+	want, got := normKeys(vc.Pubkeys), normKeys(pubkeys)
+	var missing, extra []string
+	for k := range want {
+		if !got[k] {
+			missing = append(missing, k)
+		}
+	}
+	for k := range got {
+		if !want[k] {
+			extra = append(extra, k)
+		}
+	}
+	if len(missing)+len(extra) > 0 {
+		slices.Sort(missing)
+		slices.Sort(extra)
+		msg := fmt.Sprintf("the approval's keys are not validator %s's %d declared keys (fleet[].pubkeys)", validator, len(want))
+		if len(extra) > 0 {
+			msg += fmt.Sprintf("; not this validator's: %s", strings.Join(extra, ", "))
+		}
+		if len(missing) > 0 {
+			msg += fmt.Sprintf("; missing: %s", strings.Join(missing, ", "))
+		}
+		return refused(RefuseKeys, "%s. Approve with exactly the validator's keystores", msg)
+	}
+	vals, err := e.store.ListValidators(ctx)
+	if err != nil {
+		return fmt.Errorf("list validators: %w", err)
+	}
+	for _, v := range vals {
+		if v.Name == validator || v.Ownership.AtHome() {
+			continue
+		}
+		for _, k := range v.Ownership.Pubkeys {
+			if want[strings.ToLower(k)] {
+				return refused(RefuseKeys, "key %s is signed for by standby %s of validator %s (generation %d): fail that validator back first", k, v.Ownership.Current(), v.Name, v.Ownership.Generation)
+			}
+		}
+	}
+	open, err := e.store.ListIncidents(ctx, ListOptions{OpenOnly: true})
+	if err != nil {
+		return fmt.Errorf("list incidents: %w", err)
+	}
+	for _, inc := range open {
+		m, ok := inc.CurrentMigration()
+		if inc.Validator == validator || !ok || inc.State != StateMigrating {
+			continue
+		}
+		for _, k := range m.Pubkeys {
+			if want[strings.ToLower(k)] {
+				return refused(RefuseKeys, "key %s is being moved by incident %s of validator %s", k, inc.ID, inc.Validator)
+			}
+		}
+	}
+	return nil
+}
+
+func normKeys(keys []string) map[string]bool {
+	m := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		m[strings.ToLower(k)] = true
+	}
+	return m
 }
 
 // liveStandby reads the incident's standby from its cloud (for its address).
@@ -423,6 +507,11 @@ func (e *Engine) approve(ctx context.Context, req ApprovalRequest, spent *string
 	case approval.ActionFailback:
 		if own.Current() != standby {
 			return refuse(refused(RefuseOwner, "validator %s is signed for by %s (generation %d), not by this incident's standby %s", inc.Validator, own.Current(), own.Generation, standby))
+		}
+	}
+	if a.Action == approval.ActionMigrate {
+		if err := e.checkKeys(ctx, inc.Validator, a.Pubkeys); err != nil {
+			return refuse(err)
 		}
 	}
 	certSHA := ""
@@ -685,6 +774,9 @@ func (e *Engine) moveOwnership(ctx context.Context, inc Incident, m Migration) e
 			names[i] = a.Principal
 		}
 		v.Ownership = Ownership{Owner: m.To, Generation: m.Generation, Incident: inc.ID, ChangedAt: e.now().UTC(), ChangedBy: names}
+		if !v.Ownership.AtHome() {
+			v.Ownership.Pubkeys = slices.Clone(m.Pubkeys)
+		}
 		err = e.store.PutValidator(ctx, &v)
 		if errors.Is(err, ErrConflict) {
 			continue

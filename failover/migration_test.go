@@ -38,6 +38,9 @@ import (
 var (
 	pk1       = "0x" + strings.Repeat("a1", 48)
 	pk2       = "0x" + strings.Repeat("b2", 48)
+	// eth-2's keys (eth-1 has pk1 and pk2).
+	pk3 = "0x" + strings.Repeat("c3", 48)
+	pk4 = "0x" + strings.Repeat("d4", 48)
 	hoodiRoot = "0x" + strings.Repeat("10", 32)
 	otherRoot = "0x" + strings.Repeat("ee", 32)
 )
@@ -411,8 +414,8 @@ func newMigEnvWith(t testing.TB, st failover.Store, ca *pki.Authority, tweak fun
 	cfg.Engine.PollInterval = 15 * time.Second
 	cfg.Engine.MaxAttempts = 3
 	cfg.Cloud.Sim.Zones = []string{"sim-a", "sim-b"}
-	for i := 1; i <= 2; i++ {
-		cfg.Fleet = append(cfg.Fleet, config.Validator{Name: fmt.Sprintf("eth-%d", i), Chain: "ethereum", Network: "hoodi", Site: "basement"})
+	for i, keys := range [][]string{{pk1, pk2}, {pk3, pk4}} {
+		cfg.Fleet = append(cfg.Fleet, config.Validator{Name: fmt.Sprintf("eth-%d", i+1), Chain: "ethereum", Network: "hoodi", Site: "basement", Pubkeys: keys})
 	}
 	clk := &clock{t: start}
 	c, err := sim.New(sim.Options{Now: clk.Now, BootTime: 30 * time.Second, SyncTime: 5 * time.Minute, Peers: 20})
@@ -817,6 +820,30 @@ func TestApprovalRefusals(t *testing.T) {
 			m.prov.mu.Unlock()
 		}, req: valid},
 		{name: "no agent client", code: "no-agent", msg: "no standby agent client", opts: func(o *failover.MigrationOptions) { o.Keys = nil }, req: valid},
+		// Keys belong to one validator: eth-1 is pk1 and pk2, eth-2 is pk3 and pk4.
+		{name: "another validator's keys", code: "wrong-keys", msg: "not this validator's: " + pk3 + ", " + pk4 + "; missing: " + pk1 + ", " + pk2,
+			req: migrate(func(a *approval.Approval) { a.Pubkeys = []string{pk3, pk4} }, kmFenced(map[string]string{pk3: "deleted", pk4: "deleted"}), "alice")},
+		{name: "one of the validator's keys missing", code: "wrong-keys", msg: "missing: " + pk2,
+			req: migrate(func(a *approval.Approval) { a.Pubkeys = []string{pk1} }, kmFenced(map[string]string{pk1: "deleted"}), "alice")},
+		{name: "a key of another validator added", code: "wrong-keys", msg: "not this validator's: " + pk3,
+			req: migrate(func(a *approval.Approval) { a.Pubkeys = []string{pk1, pk2, pk3} }, kmFenced(allDeleted()), "alice")},
+		{name: "no keys declared for the validator", code: "not-configured", msg: "declares no keys (fleet[].pubkeys)", before: func(m *migEnv, _ failover.Incident) {
+			m.cfg.Fleet[0].Pubkeys = nil
+		}, req: valid},
+		{name: "a key another validator's standby holds", code: "wrong-keys", msg: "signed for by standby fo-other of validator eth-2", before: func(m *migEnv, _ failover.Incident) {
+			// A config edit moved pk2 from eth-2 to eth-1 while eth-2's
+			// standby signs with it: the store still knows who holds it.
+			v, err := m.store.GetValidator(m.ctx, "eth-2")
+			if errors.Is(err, failover.ErrNotFound) {
+				v = failover.ValidatorRecord{Name: "eth-2"}
+			} else if err != nil {
+				m.t.Fatal(err)
+			}
+			v.Ownership = failover.Ownership{Owner: "fo-other", Generation: 1, Incident: "eth-2-1", Pubkeys: []string{pk2, pk3}}
+			if err := m.store.PutValidator(m.ctx, &v); err != nil {
+				m.t.Fatal(err)
+			}
+		}, req: valid},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -1963,7 +1990,7 @@ func (w *world) doMigrate(inc failover.Incident) {
 
 func (w *world) doBadMigrate(inc failover.Incident) {
 	kinds := []string{"expired", "wrong incident", "wrong standby", "wrong certificate", "unknown signer", "lying fence",
-		"power-off by a non-approver", "no fencing", "replay"}
+		"power-off by a non-approver", "no fencing", "replay", "another validator's keys", "a key short", "an extra key"}
 	kind := kinds[w.rng.IntN(len(kinds))]
 	var mutate func(*approval.Approval)
 	by := []string{"alice"}
@@ -1981,6 +2008,12 @@ func (w *world) doBadMigrate(inc failover.Incident) {
 		mutate = func(a *approval.Approval) { a.StandbyCertSHA256 = certFor("an impostor") }
 	case "unknown signer":
 		mutate, by = func(a *approval.Approval) { a.Approver = "mallory@example" }, []string{"mallory"}
+	case "another validator's keys":
+		mutate = func(a *approval.Approval) { a.Pubkeys = []string{pk3, pk4} }
+	case "a key short":
+		mutate = func(a *approval.Approval) { a.Pubkeys = []string{pk2} }
+	case "an extra key":
+		mutate = func(a *approval.Approval) { a.Pubkeys = []string{pk1, pk2, pk3} }
 	case "power-off by a non-approver":
 		f = failover.Fencing{Method: failover.FencePoweredOff, ConfirmedBy: "bob@example"}
 	case "no fencing":

@@ -21,6 +21,9 @@ type Ownership struct {
 	ChangedAt time.Time `json:"changedAt,omitzero"`
 	// ChangedBy are the approvers of the last change.
 	ChangedBy []string `json:"changedBy,omitempty"`
+	// Pubkeys are the keys the standby owner holds (empty at home): no other
+	// validator's migration may name one of them.
+	Pubkeys []string `json:"pubkeys,omitempty"`
 }
 
 // Current returns the owner's name, OwnerHome for the zero value.

@@ -166,6 +166,44 @@ func (k *keys) pubkeys() []string {
 	return out
 }
 
+// sameKeys checks the keystores against the validator's declared keys
+// before anyone signs: failoverd refuses any other set, and saying so here
+// spares the approvers a signature round and a spent nonce.
+func sameKeys(plan failover.Plan, have []string) error {
+	if len(plan.Pubkeys) == 0 {
+		return fmt.Errorf("validator %s declares no keys (fleet[].pubkeys in failoverd's config): failoverd refuses to move keys it cannot attribute; add the keys there first", plan.Validator)
+	}
+	want := map[string]bool{}
+	for _, k := range plan.Pubkeys {
+		want[strings.ToLower(k)] = true
+	}
+	got := map[string]bool{}
+	var extra, missing []string
+	for _, k := range have {
+		k = strings.ToLower(k)
+		got[k] = true
+		if !want[k] {
+			extra = append(extra, k)
+		}
+	}
+	for _, k := range plan.Pubkeys {
+		if !got[strings.ToLower(k)] {
+			missing = append(missing, strings.ToLower(k))
+		}
+	}
+	if len(extra)+len(missing) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("the keystores are not validator %s's %d keys (fleet[].pubkeys)", plan.Validator, len(want))
+	if len(extra) > 0 {
+		msg += "; not this validator's: " + strings.Join(extra, ", ")
+	}
+	if len(missing) > 0 {
+		msg += "; missing: " + strings.Join(missing, ", ")
+	}
+	return errors.New(msg)
+}
+
 func (k *keys) clear() {
 	for i := range k.passwords {
 		k.passwords[i] = ""
@@ -211,6 +249,9 @@ func runMove(cmd *cobra.Command, e *env, f *moveFlags, id, action string) error 
 	var pubkeys []string
 	if action == approval.ActionMigrate {
 		pubkeys = ks.pubkeys()
+		if err := sameKeys(plan, pubkeys); err != nil {
+			return err
+		}
 	} else {
 		inc, err := c.GetIncident(ctx, id)
 		if err != nil {

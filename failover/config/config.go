@@ -298,6 +298,11 @@ type Validator struct {
 	// GenesisValidatorsRoot pins the network (0x + 64 hex); empty: failoverd's
 	// table for known networks (mainnet), else the beacon nodes must agree.
 	GenesisValidatorsRoot string `mapstructure:"genesisValidatorsRoot" json:"genesisValidatorsRoot,omitempty"`
+	// Pubkeys are this validator's signing keys (0x + 96 hex, BLS12-381; for
+	// Berachain the CometBFT validator key). A key move must name exactly
+	// these: a key belongs to one validator, so its owner is that
+	// validator's owner. Empty: failoverd refuses to move this validator's keys.
+	Pubkeys []string `mapstructure:"pubkeys" json:"pubkeys,omitempty"`
 	// Home is the home validator client in the cluster, for fencing by
 	// scaling it to zero.
 	Home Home `mapstructure:"home" json:"home"`

@@ -179,6 +179,7 @@ func (c *Config) Validate() error {
 
 var (
 	rootRE     = regexp.MustCompile(`^0x[0-9a-fA-F]{64}$`)
+	pubkeyRE   = regexp.MustCompile(`^0x[0-9a-fA-F]{96}$`)
 	workloadRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?/(statefulset|deployment)/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$`)
 )
 
@@ -210,6 +211,8 @@ func (c *Config) validateApproval(v *validator) {
 
 func (c *Config) validateFleet(v *validator) {
 	seen := map[string]int{}
+	// A key declared twice would have two owners: reject it across the fleet.
+	keyOwner := map[string]string{}
 	for i, f := range c.Fleet {
 		key := func(field string) string { return fmt.Sprintf("fleet[%d].%s", i, field) }
 		c.validateSnapshots(v, key, f)
@@ -247,6 +250,19 @@ func (c *Config) validateFleet(v *validator) {
 		}
 		if f.GenesisValidatorsRoot != "" && !rootRE.MatchString(f.GenesisValidatorsRoot) {
 			v.add(key("genesisValidatorsRoot"), "must be 0x and 64 hex digits (got %q)", f.GenesisValidatorsRoot)
+		}
+		for j, pk := range f.Pubkeys {
+			field := key(fmt.Sprintf("pubkeys[%d]", j))
+			if !pubkeyRE.MatchString(pk) {
+				v.add(field, "must be 0x and 96 hex digits, a validator public key (got %q)", pk)
+				continue
+			}
+			norm := strings.ToLower(pk)
+			if prev, dup := keyOwner[norm]; dup {
+				v.add(field, "%s is also %s: a key belongs to one validator", pk, prev)
+				continue
+			}
+			keyOwner[norm] = field
 		}
 		if f.Home.Workload != "" && !workloadRE.MatchString(f.Home.Workload) {
 			v.add(key("home.workload"), "must be namespace/statefulset/name or namespace/deployment/name (got %q)", f.Home.Workload)

@@ -506,6 +506,7 @@ func validators() kind[failover.ValidatorRecord] {
 				Ownership: failover.Ownership{
 					Owner: "failoverd-" + name + "-3", Generation: 4, Incident: name + "-3",
 					ChangedAt: base.Add(7), ChangedBy: []string{"alice@example.org", "bob@example.org"},
+					Pubkeys: []string{"0x" + strings.Repeat("a1", 48)},
 				},
 			}
 		},
