@@ -747,6 +747,7 @@ func (e *Engine) chainSilent(ctx context.Context, inc Incident, sb cloud.Standby
 		}
 	}
 	m.Silence = fmt.Sprintf("not live in epochs %v (%d beacon nodes)", first.SilentEpochs, len(reports))
+	m.Chain = &ChainPoint{GenesisValidatorsRoot: first.GenesisValidatorsRoot, Epoch: first.Epoch, Slot: first.Slot}
 	return first, nil
 }
 

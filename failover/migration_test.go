@@ -36,11 +36,11 @@ import (
 
 // The validator keys every test moves, and the network they are on.
 var (
-	pk1       = "0x" + strings.Repeat("a1", 48)
-	pk2       = "0x" + strings.Repeat("b2", 48)
+	pk1 = "0x" + strings.Repeat("a1", 48)
+	pk2 = "0x" + strings.Repeat("b2", 48)
 	// eth-2's keys (eth-1 has pk1 and pk2).
-	pk3 = "0x" + strings.Repeat("c3", 48)
-	pk4 = "0x" + strings.Repeat("d4", 48)
+	pk3       = "0x" + strings.Repeat("c3", 48)
+	pk4       = "0x" + strings.Repeat("d4", 48)
 	hoodiRoot = "0x" + strings.Repeat("10", 32)
 	otherRoot = "0x" + strings.Repeat("ee", 32)
 )

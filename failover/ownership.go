@@ -64,8 +64,12 @@ type Migration struct {
 	KeyStatuses map[string]string `json:"keyStatuses,omitempty"`
 	// SlashingProtection is the EIP-3076 interchange the standby's delete
 	// returned (failback): public data that the home import needs.
-	SlashingProtection string    `json:"slashingProtection,omitempty"`
-	AcceptedAt         time.Time `json:"acceptedAt"`
+	SlashingProtection string `json:"slashingProtection,omitempty"`
+	// Chain is where the chain clock stood when silence was proven: the
+	// watermark below which the next signer's slashing protection forbids
+	// signing.
+	Chain      *ChainPoint `json:"chain,omitempty"`
+	AcceptedAt time.Time   `json:"acceptedAt"`
 	// DoneAt is when the move completed (keys imported, or home owns again).
 	DoneAt *time.Time `json:"doneAt,omitempty"`
 }
@@ -98,4 +102,11 @@ func (inc Incident) KeysMoved() bool {
 		}
 	}
 	return false
+}
+
+// ChainPoint is a network and a position of its clock.
+type ChainPoint struct {
+	GenesisValidatorsRoot string `json:"genesisValidatorsRoot"`
+	Epoch                 uint64 `json:"epoch"`
+	Slot                  uint64 `json:"slot"`
 }

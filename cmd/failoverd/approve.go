@@ -660,6 +660,33 @@ func waitState(ctx context.Context, e *env, c *httpapi.Client, f *moveFlags, id 
 	}
 }
 
+// homeProtection is the standby's slashing protection merged by maximum
+// with a watermark where the chain clock stood when the standby was proven
+// silent: whatever the standby's database missed (a signature in flight as
+// it stopped), home signs nothing at or below that point.
+func homeProtection(m failover.Migration) ([]byte, error) {
+	sp, err := interchange.Parse([]byte(m.SlashingProtection))
+	if err != nil {
+		return nil, fmt.Errorf("the standby's slashing protection: %w", err)
+	}
+	if m.Chain == nil {
+		return nil, errors.New("failoverd recorded no chain position for this failback: import the standby's slashing protection at home by hand (runbooks/failback.md)")
+	}
+	root := m.Chain.GenesisValidatorsRoot
+	wm, err := interchange.Watermark(root, m.Pubkeys, m.Chain.Epoch, m.Chain.Slot)
+	if err != nil {
+		return nil, err
+	}
+	merged, err := interchange.Merge(root, sp, wm)
+	if err != nil {
+		return nil, fmt.Errorf("merge the standby's slashing protection: %w", err)
+	}
+	if err := merged.Validate(root, m.Pubkeys); err != nil {
+		return nil, fmt.Errorf("slashing protection for home: %w", err)
+	}
+	return merged.Marshal()
+}
+
 // finishFailback waits for the signing right to come home, saves the
 // standby's slashing protection and, when asked, imports the keys at home.
 func finishFailback(ctx context.Context, e *env, c *httpapi.Client, f *moveFlags, id string, ks *keys) error {
@@ -677,10 +704,15 @@ func finishFailback(ctx context.Context, e *env, c *httpapi.Client, f *moveFlags
 	if m.SlashingProtection == "" {
 		return errors.New("the standby returned no slashing protection: import none at home before checking the standby's validator client by hand")
 	}
-	if err := os.WriteFile(spPath(f, id), []byte(m.SlashingProtection), 0o600); err != nil {
+	sp, err := homeProtection(m)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "the standby's slashing protection is in %s: import it at home before the validator client signs\n", spPath(f, id))
+	if err := os.WriteFile(spPath(f, id), sp, 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "the standby's slashing protection, raised to epoch %d slot %d (where the chain stood when the standby was silent), is in %s: import it at home before the validator client signs\n",
+		m.Chain.Epoch, m.Chain.Slot, spPath(f, id))
 	if f.homeKM == "" || len(ks.stores) == 0 {
 		return nil
 	}
@@ -692,7 +724,7 @@ func finishFailback(ctx context.Context, e *env, c *httpapi.Client, f *moveFlags
 	for i, s := range ks.stores {
 		stores[i] = string(s.Raw)
 	}
-	st, err := km.ImportKeystores(ctx, stores, ks.passwords, m.SlashingProtection)
+	st, err := km.ImportKeystores(ctx, stores, ks.passwords, string(sp))
 	if err != nil {
 		return fmt.Errorf("home import: %w", err)
 	}

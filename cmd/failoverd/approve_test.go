@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/failoverd/failoverd/failover"
+	"github.com/failoverd/failoverd/failover/interchange"
 )
 
 // The CLI stops before anyone signs when the keystores are not exactly the
@@ -43,5 +44,53 @@ func TestSameKeys(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// At failback home gets the standby's slashing protection raised to where
+// the chain clock stood when the standby was proven silent.
+func TestHomeProtection(t *testing.T) {
+	pk := "0x" + strings.Repeat("a1", 48)
+	root := "0x" + strings.Repeat("4b", 32)
+	standby, err := interchange.Watermark(root, []string{pk}, 3, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := standby.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := failover.Migration{Pubkeys: []string{pk}, SlashingProtection: string(sp),
+		Chain: &failover.ChainPoint{GenesisValidatorsRoot: root, Epoch: 50, Slot: 1610}}
+	out, err := homeProtection(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := interchange.Parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := got.Highest()[pk]
+	if h.Slot < 1610 || h.Target < 50 {
+		t.Fatalf("home may sign below the silence point: %+v", h)
+	}
+	// A standby ahead of the recorded point keeps its own history.
+	ahead := m
+	ahead.Chain = &failover.ChainPoint{GenesisValidatorsRoot: root, Epoch: 1, Slot: 10}
+	if out, err = homeProtection(ahead); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = interchange.Parse(out); err != nil || got.Highest()[pk].Slot < 100 {
+		t.Fatalf("the standby's own history was lost: %v %+v", err, got)
+	}
+	for name, bad := range map[string]failover.Migration{
+		"no chain point": {Pubkeys: m.Pubkeys, SlashingProtection: m.SlashingProtection},
+		"not an interchange": {Pubkeys: m.Pubkeys, SlashingProtection: "{", Chain: m.Chain},
+		"other network": {Pubkeys: m.Pubkeys, SlashingProtection: m.SlashingProtection,
+			Chain: &failover.ChainPoint{GenesisValidatorsRoot: "0x" + strings.Repeat("00", 32), Epoch: 50, Slot: 1610}},
+	} {
+		if _, err := homeProtection(bad); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }
