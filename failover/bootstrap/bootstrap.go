@@ -2,11 +2,15 @@
 // document (AWS) or a startup script (GCP) that installs Docker, mounts the
 // chain-data disk, generates the Engine API JWT, runs the execution client
 // and the consensus beacon node as systemd units, and installs the standby
-// agent with its mutual-TLS credentials.
+// agent with its mutual-TLS credentials and what it needs to import keys.
 //
-// A standby is keyless: the rendered bootstrap never contains a validator
-// client, a keystore, a slashing-protection database or a copy of any home
-// signing key. Keys reach a standby only through the approval path.
+// A standby boots keyless: the rendered bootstrap never contains a keystore,
+// a password, slashing-protection data or a copy of any home signing key.
+// Keys reach a standby only through the approval path (the agent's key
+// import), and every signer on it starts through a gate that fails closed:
+// on Ethereum a lighthouse validator client that runs with no keys until the
+// agent imports them; on Berachain beacond, whose CometBFT key is a
+// throwaway until the agent asks the host to install the validator's.
 //
 // Rendering is deterministic (same Input, same bytes), because the engine
 // sends the bootstrap inside idempotent cloud create requests. What the VM
@@ -20,11 +24,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"path"
 	"regexp"
+	"strconv"
 	"strings"
 	"text/template"
 
 	"github.com/failoverd/failoverd/cloud"
+	"github.com/failoverd/failoverd/failover/approval"
 )
 
 // Format is the shape of the rendered bootstrap.
@@ -65,10 +72,30 @@ type Agent struct {
 	CACertPEM, CertPEM, KeyPEM []byte
 }
 
+// Approval is what the standby agent checks a key import against itself:
+// failoverd's approval.* settings. It never holds a secret.
+type Approval struct {
+	// AllowedSigners are the approvers' OpenSSH allowed_signers lines
+	// (approval.allowedSigners plus the lines of approval.allowedSignersFile;
+	// an entry may hold several lines). Empty: the agent takes no keys.
+	AllowedSigners []string
+	// Threshold is how many distinct approvers must sign; 0: 1.
+	Threshold int
+	// SilentEpochs is the chain silence the agent checks again right before
+	// an import; 0: 3 (and never fewer).
+	SilentEpochs int
+}
+
 // Input is everything a bootstrap is rendered from.
 type Input struct {
 	Validator, Chain, Network string
 	Execution, Consensus      Client
+	// Approval enables key import on the standby's agent.
+	Approval Approval
+	// FeeRecipient is the validator's fee recipient (0x + 40 hex): the
+	// lighthouse validator client's --suggested-fee-recipient, or beacond's
+	// payload builder once the validator's key is installed. Empty: none.
+	FeeRecipient string
 	// CheckpointSyncURL for the beacon node; empty: DefaultCheckpointSyncURL.
 	// A network without one syncs from genesis (the output says so).
 	CheckpointSyncURL string
@@ -94,13 +121,56 @@ const (
 	ExecutionUnit   = "failoverd-execution.service"
 	BeaconUnit      = "failoverd-beacon.service"
 	AgentUnit       = "failoverd-agent.service"
-	defaultPort     = 7443
-	beaconAPIPort   = 5052
-	executionRPC    = 8545
-	engineAPIPort   = 8551
-	containerData   = "/data"
-	containerJWT    = containerData + "/jwt.hex"
-	stopTimeoutSec  = 180
+	// ValidatorUnit is the Ethereum standby's lighthouse validator client.
+	// It is never enabled: the agent's unit wants it, and every start passes
+	// GatePath first.
+	ValidatorUnit = "failoverd-validator.service"
+	// GatePath is the ExecStartPre of every signer on the standby (the
+	// validator client; beacond on Berachain). It fails closed.
+	GatePath = "/usr/local/sbin/failoverd-gate"
+	// ValidatorStartFile is the agent's open gate (failover/agent
+	// ValidatorStartFile): the ownership generation, written only after the
+	// agent has checked a person's approval and failoverd's grant.
+	ValidatorStartFile = ControlDir + "/validator-start"
+	// ValidatorDir holds the validator client's keys and slashing
+	// protection. It is on the boot disk, so a chain-data snapshot never
+	// carries a key.
+	ValidatorDir = "/var/lib/failoverd-validator"
+	// KeymanagerTokenFile is the validator client's Keymanager API token,
+	// made on the VM (never in the bootstrap), read by lighthouse
+	// (--http-token-path) and by the agent (--keymanager-token-file).
+	KeymanagerTokenFile = ConfigDir + "/keymanager/api-token.txt"
+	// AllowedSignersFile is the approvers' keys for the agent.
+	AllowedSignersFile = ConfigDir + "/allowed_signers"
+	// AgentStateDir keeps the agent's signer state (generation, used
+	// approvals) on the boot disk.
+	AgentStateDir = ControlDir + "/state"
+	// KeymanagerURL is the validator client's Keymanager API, loopback only.
+	KeymanagerURL = "http://127.0.0.1:5062"
+	// AgentUID runs the agent container (the failoverd image's nonroot
+	// user); the files it must read or write belong to this group or user.
+	AgentUID = 65532
+	// CometBFTKeyUnit installs or removes the Berachain validator's CometBFT
+	// key when the agent asks through CometBFTStageDir, restarting beacond;
+	// CometBFTKeyScript is what it runs.
+	CometBFTKeyUnit   = "failoverd-cometbft-key.path"
+	CometBFTKeyScript = "/usr/local/sbin/failoverd-cometbft-key"
+	CometBFTStageDir  = ControlDir + "/cometbft"
+	// DoubleSignCheckHeight is CometBFT's consensus.double_sign_check_height
+	// on a Berachain standby: beacond refuses to start with a key that signed
+	// any of the last this many blocks.
+	DoubleSignCheckHeight = 10
+	// MinLighthouseMajor is the oldest lighthouse whose validator client
+	// takes --http-token-path.
+	MinLighthouseMajor = 7
+	defaultPort        = 7443
+	beaconAPIPort      = 5052
+	executionRPC       = 8545
+	engineAPIPort      = 8551
+	keymanagerPort     = 5062
+	containerData      = "/data"
+	containerJWT       = containerData + "/jwt.hex"
+	stopTimeoutSec     = 180
 )
 
 // DefaultAgentImage is the failoverd image repository; the tag is Agent.Version.
@@ -285,6 +355,17 @@ type unit struct {
 	EnvFile                              string
 	After                                string
 	StopTimeout, TimeoutStop             int
+	// Gate is the first ExecStartPre: a signer starts only when it exits 0.
+	Gate string
+	// User runs the container as uid:gid instead of the image's user.
+	User string
+	// Wants are units started along with this one (each passes its own gate).
+	Wants string
+	// NoInstall leaves out [Install]: the unit cannot be enabled.
+	NoInstall bool
+	Restart   string
+	// RestartSec is how long systemd waits before a restart.
+	RestartSec int
 }
 
 // view is what the script and cloud-init templates see.
@@ -302,12 +383,28 @@ type view struct {
 	ChainID, ChainSpec   string
 	SeedURL              string
 	Restarts             []restart
+	// Start are the units the steps start; Gated are started through their
+	// gate, where a closed gate is logged and does not stop the bootstrap.
+	Start, Gated []string
+	// Paths and settings the step, gate and key scripts use.
+	Ethereum                   bool
+	ValidatorDir, TokenFile    string
+	StageDir, StartFile        string
+	AgentUID, DoubleSignHeight int
+	GatedUnit                  string
+	DataDir, ValidatorHome     string
+	BeaconUnitName             string
+	CometBFTKeyUnit            string
+	GatePath                   string
+	ValidatorUnitName          string
 }
 
 // restart: the unit is restarted when put changed any of the paths.
 type restart struct {
 	Unit  string
 	Paths []string
+	// Gated: a closed gate may refuse the restart; that is logged.
+	Gated bool
 }
 
 // Render validates the input, applies defaults and renders the bootstrap in
@@ -385,8 +482,14 @@ func prepare(in Input) (*view, error) {
 		add("CheckpointSyncURL %q: want an http(s) URL", in.CheckpointSyncURL)
 	}
 
+	checkSigner(add, &in)
+
 	v := &view{Input: in, ControlDir: ControlDir, ExecName: in.Execution.Name, ConsName: in.Consensus.Name,
-		ExecImage: execImg, ConsImage: consImg, ExecEntry: execEntry, ConsEntry: consEntry}
+		ExecImage: execImg, ConsImage: consImg, ExecEntry: execEntry, ConsEntry: consEntry,
+		ValidatorDir: ValidatorDir, TokenFile: KeymanagerTokenFile, StageDir: CometBFTStageDir,
+		StartFile: ValidatorStartFile, AgentUID: AgentUID, DoubleSignHeight: DoubleSignCheckHeight,
+		DataDir: DataDir, ValidatorHome: DataDir + "/beacond", BeaconUnitName: BeaconUnit, CometBFTKeyUnit: CometBFTKeyUnit,
+		GatePath: GatePath, ValidatorUnitName: ValidatorUnit}
 
 	kind, name, _ := strings.Cut(in.DataDisk, ":")
 	switch {
@@ -425,10 +528,12 @@ func prepare(in Input) (*view, error) {
 		return nil, &validationError{p}
 	}
 
+	v.Ethereum, v.GatedUnit = in.Chain == "ethereum", ValidatorUnit
 	if in.Chain == "berachain" {
 		n := berachainNets[in.Network]
 		v.Berachain, v.ChainID, v.ChainSpec = true, n.id, n.spec
 		v.SeedURL = "https://raw.githubusercontent.com/berachain/beacon-kit/main/testing/networks/" + n.id
+		v.GatedUnit = BeaconUnit
 	}
 	if err := v.buildFiles(); err != nil {
 		return nil, err
@@ -470,6 +575,76 @@ func checkClient(add func(string, ...any), field, chain, layer string, c *Client
 		}
 	}
 	return image, spec.entrypoint
+}
+
+var (
+	feeRecipientRE = regexp.MustCompile(`^0x[0-9a-fA-F]{40}$`)
+	majorRE        = regexp.MustCompile(`^v?([0-9]+)\.[0-9]+`)
+)
+
+// checkSigner validates what the standby's signer and its agent get, and
+// applies their defaults to in.
+func checkSigner(add func(string, ...any), in *Input) {
+	if in.FeeRecipient != "" && !feeRecipientRE.MatchString(in.FeeRecipient) {
+		add("FeeRecipient %q: want 0x and 40 hex digits", in.FeeRecipient)
+	}
+	// A lighthouse without --http-token-path would refuse the unit's flags
+	// only on the VM, in the middle of an outage; say so now.
+	if in.Consensus.Name == "lighthouse" && in.Consensus.Image == "" {
+		if m := majorRE.FindStringSubmatch(in.Consensus.Version); m != nil {
+			if major, err := strconv.Atoi(m[1]); err == nil && major < MinLighthouseMajor {
+				add("Consensus.Version %q: the standby's validator client needs lighthouse v%d.0.0 or later (--http-token-path)", in.Consensus.Version, MinLighthouseMajor)
+			}
+		}
+	}
+	a := &in.Approval
+	if a.Threshold == 0 {
+		a.Threshold = 1
+	}
+	if a.SilentEpochs == 0 {
+		a.SilentEpochs = minSilentEpochs
+	}
+	if a.SilentEpochs < minSilentEpochs {
+		add("Approval.SilentEpochs %d: at least %d", a.SilentEpochs, minSilentEpochs)
+	}
+	if len(a.AllowedSigners) == 0 {
+		return
+	}
+	for i, l := range a.AllowedSigners {
+		if strings.Contains(l, "FAILOVERD_EOF") || strings.ContainsAny(l, "\r\x00") {
+			add("Approval.AllowedSigners[%d]: must not contain FAILOVERD_EOF, carriage returns or NUL", i)
+			return
+		}
+	}
+	signers, err := approval.ParseAllowedSigners(a.AllowedSigners)
+	switch {
+	case err != nil:
+		add("Approval.AllowedSigners: %v", err)
+	case len(signers) == 0:
+		// Only comments: the agent would start with an empty list and
+		// refuse every import; render it without import instead.
+		a.AllowedSigners = nil
+	case a.Threshold < 1 || a.Threshold > len(signers.Principals()):
+		add("Approval.Threshold %d: between 1 and the %d approvers listed", a.Threshold, len(signers.Principals()))
+	}
+}
+
+// minSilentEpochs mirrors beacon.MinSilentEpochs (DESIGN.md rule 4) without
+// importing the beacon client into the renderer.
+const minSilentEpochs = 3
+
+// allowedSignersFile is the agent's --allowed-signers file: the lines that
+// are neither blank nor comments, trimmed.
+func allowedSignersFile(lines []string) string {
+	var b strings.Builder
+	for _, chunk := range lines {
+		for _, l := range strings.Split(chunk, "\n") {
+			if l = strings.TrimSpace(l); l != "" && l[0] != '#' {
+				b.WriteString(l + "\n")
+			}
+		}
+	}
+	return b.String()
 }
 
 func checkPEM(add func(string, ...any), field string, b []byte, types ...string) {
@@ -530,10 +705,16 @@ func (v *view) buildFiles() error {
 	}
 	consUnit := unit{Name: "failoverd-beacon", Description: "failoverd standby: " + in.Consensus.Name + " (beacon node, no validator)",
 		Image: v.ConsImage, Entrypoint: v.ConsEntry, Args: consArgs, Mounts: []string{dataMount}, After: ExecutionUnit}
-	agentUnit := unit{Name: "failoverd-agent", Description: "failoverd standby agent (status over mutual TLS)",
-		Image: in.Agent.Image, Entrypoint: "failoverd",
+	if v.Berachain {
+		// beacond is the signer once the validator's CometBFT key is
+		// installed, so it too starts only through the gate.
+		consUnit.Description = "failoverd standby: beacond (a validator only once the agent installs its key)"
+		consUnit.Gate = GatePath
+	}
+	agentUnit := unit{Name: "failoverd-agent", Description: "failoverd standby agent (status and key import over mutual TLS)",
+		Image: in.Agent.Image, Entrypoint: "failoverd", User: fmt.Sprintf("%d:%d", AgentUID, AgentUID),
 		Mounts: []string{ConfigDir + ":" + ConfigDir + ":ro", DataDir + ":" + DataDir + ":ro", ControlDir + ":" + ControlDir},
-		Args: []string{"agent",
+		Args: append([]string{"agent",
 			fmt.Sprintf("--listen 0.0.0.0:%d", in.Agent.Port),
 			"--tls-cert " + ConfigDir + "/agent.crt",
 			"--tls-key " + ConfigDir + "/agent.key",
@@ -542,28 +723,71 @@ func (v *view) buildFiles() error {
 			fmt.Sprintf("--beacon-url http://127.0.0.1:%d", beaconAPIPort),
 			"--data-path " + DataDir,
 			"--control-dir " + ControlDir,
-		}}
+		}, v.agentKeyArgs()...)}
+	units := []unit{execUnit, consUnit, agentUnit}
+	if v.Ethereum {
+		// The agent imports through the validator client's Keymanager API,
+		// so the validator client comes up with the agent (after a reboot
+		// too, where nothing else would start a unit that is not enabled).
+		units[2].Wants = ValidatorUnit
+		units = append(units, v.validatorUnit())
+	}
+
+	// agent.key is group-readable for the agent's container user; the
+	// steps give it that group.
 	v.Files = []file{
 		{Path: ConfigDir + "/ca.crt", Mode: "0644", Content: withNewline(in.Agent.CACertPEM), Unit: AgentUnit},
 		{Path: ConfigDir + "/agent.crt", Mode: "0644", Content: withNewline(in.Agent.CertPEM), Unit: AgentUnit},
-		{Path: ConfigDir + "/agent.key", Mode: "0600", Content: withNewline(in.Agent.KeyPEM), Unit: AgentUnit},
+		{Path: ConfigDir + "/agent.key", Mode: "0640", Content: withNewline(in.Agent.KeyPEM), Unit: AgentUnit},
 	}
-	for _, u := range []unit{execUnit, consUnit, agentUnit} {
-		u.StopTimeout, u.TimeoutStop = stopTimeoutSec, stopTimeoutSec+30
-		if u.Name == "failoverd-agent" {
+	if args := v.agentKeyArgs(); len(args) > 0 {
+		v.Files = append(v.Files, file{Path: AllowedSignersFile, Mode: "0644", Content: allowedSignersFile(in.Approval.AllowedSigners), Unit: AgentUnit})
+	}
+	var gate bytes.Buffer
+	if err := tmpl.ExecuteTemplate(&gate, "gate", v); err != nil {
+		return fmt.Errorf("bootstrap: render gate: %w", err)
+	}
+	// No unit restarts when the gate changes: it is read at every start.
+	v.Files = append(v.Files, file{Path: GatePath, Mode: "0755", Content: gate.String()})
+
+	for _, u := range units {
+		u.StopTimeout, u.TimeoutStop, u.Restart, u.RestartSec = stopTimeoutSec, stopTimeoutSec+30, "always", 10
+		switch u.Name + ".service" {
+		case AgentUnit:
 			u.StopTimeout, u.TimeoutStop = 10, 40
+		case ValidatorUnit:
+			// A closed gate fails the start; on-failure polls the gate
+			// every 30 s, so the unit waits for it rather than giving up.
+			u.StopTimeout, u.TimeoutStop, u.Restart, u.RestartSec, u.NoInstall = 30, 60, "on-failure", 30, true
 		}
 		var b bytes.Buffer
 		if err := tmpl.ExecuteTemplate(&b, "unit", u); err != nil {
 			return fmt.Errorf("bootstrap: render unit %s: %w", u.Name, err)
 		}
-		path := "/etc/systemd/system/" + u.Name + ".service"
-		v.Files = append(v.Files, file{Path: path, Mode: "0644", Content: b.String(), Unit: u.Name + ".service"})
-		v.Units = append(v.Units, u.Name+".service")
-		if u.EnvFile != "" {
-			path += " " + u.EnvFile
+		name := u.Name + ".service"
+		path := "/etc/systemd/system/" + name
+		v.Files = append(v.Files, file{Path: path, Mode: "0644", Content: b.String(), Unit: name})
+		if !u.NoInstall {
+			v.Units = append(v.Units, name)
 		}
-		v.Restarts = append(v.Restarts, restart{Unit: u.Name + ".service", Paths: strings.Fields(path)})
+		if u.Gate != "" {
+			v.Gated = append(v.Gated, name)
+		} else {
+			v.Start = append(v.Start, name)
+		}
+		r := restart{Unit: name, Paths: []string{path}, Gated: u.Gate != ""}
+		if u.EnvFile != "" {
+			r.Paths = append(r.Paths, u.EnvFile)
+		}
+		switch {
+		case name == AgentUnit && len(v.agentKeyArgs()) > 0, name == ValidatorUnit:
+			// Both read the token at start.
+			r.Paths = append(r.Paths, KeymanagerTokenFile)
+		case name == BeaconUnit && v.Berachain:
+			// The steps enforce double_sign_check_height there.
+			r.Paths = append(r.Paths, DataDir+"/beacond/config/config.toml")
+		}
+		v.Restarts = append(v.Restarts, r)
 	}
 	// A clean stop of the clients, on the agent's request (the snapshot
 	// keeper's): the agent can only write a file; the host does the rest.
@@ -578,13 +802,89 @@ func (v *view) buildFiles() error {
 			"ExecStart=/bin/sync\n" +
 			"ExecStart=/usr/bin/touch " + ControlDir + "/clients-stopped\n"})
 	v.Units = append(v.Units, StopClientsUnit)
+	v.Start = append(v.Start, StopClientsUnit)
+	if v.Berachain {
+		// The agent cannot touch beacond or systemd: it stages the key and
+		// asks; the host installs it (or puts a throwaway back) and
+		// restarts beacond, whose gate then decides.
+		var key bytes.Buffer
+		if err := tmpl.ExecuteTemplate(&key, "cometbft-key", v); err != nil {
+			return fmt.Errorf("bootstrap: render cometbft key script: %w", err)
+		}
+		v.Files = append(v.Files,
+			file{Path: CometBFTKeyScript, Mode: "0755", Content: key.String()},
+			file{Path: "/etc/systemd/system/" + CometBFTKeyUnit, Mode: "0644", Unit: CometBFTKeyUnit, Content: "[Unit]\n" +
+				"Description=failoverd: install or remove the validator's CometBFT key when the agent asks\n\n" +
+				"[Path]\nPathExists=" + CometBFTStageDir + "/install-requested\nPathExists=" + CometBFTStageDir + "/remove-requested\n\n" +
+				"[Install]\nWantedBy=multi-user.target\n"},
+			file{Path: "/etc/systemd/system/failoverd-cometbft-key.service", Mode: "0644", Unit: CometBFTKeyUnit, Content: "[Unit]\n" +
+				"Description=failoverd: install or remove the validator's CometBFT key (restarts beacond)\n" +
+				"After=docker.service\n\n" +
+				"[Service]\nType=oneshot\n" +
+				"ExecStart=" + CometBFTKeyScript + "\n"})
+		v.Units = append(v.Units, CometBFTKeyUnit)
+		v.Start = append(v.Start, CometBFTKeyUnit)
+	}
 	for _, f := range v.Files {
-		if f.Unit == AgentUnit && !strings.HasSuffix(f.Path, ".service") {
-			r := &v.Restarts[len(v.Restarts)-1]
-			r.Paths = append(r.Paths, f.Path)
+		if f.Unit != AgentUnit || strings.HasSuffix(f.Path, ".service") {
+			continue
+		}
+		for i := range v.Restarts {
+			if v.Restarts[i].Unit == AgentUnit {
+				v.Restarts[i].Paths = append(v.Restarts[i].Paths, f.Path)
+			}
 		}
 	}
 	return nil
+}
+
+// agentKeyArgs are the agent's key import flags: on Ethereum, with
+// approvers configured. The agent imports into the validator client's
+// Keymanager API; it has no Berachain import yet, so a Berachain agent
+// takes no keys.
+func (v *view) agentKeyArgs() []string {
+	a := v.Input.Approval
+	if !v.Ethereum || len(a.AllowedSigners) == 0 {
+		return nil
+	}
+	return []string{
+		"--allowed-signers " + AllowedSignersFile,
+		fmt.Sprintf("--approval-threshold %d", a.Threshold),
+		"--keymanager-url " + KeymanagerURL,
+		"--keymanager-token-file " + KeymanagerTokenFile,
+		"--state-dir " + AgentStateDir,
+		fmt.Sprintf("--silent-epochs %d", a.SilentEpochs),
+	}
+}
+
+// validatorUnit is the Ethereum standby's lighthouse validator client, from
+// the beacon node's own image (the same pinned release). It starts with no
+// keys: the agent imports them through its Keymanager API after an
+// approval, with their slashing protection, so --init-slashing-protection is
+// never given (lighthouse creates the database itself while it holds no
+// key, and refuses to start with keys but no database, which is what we
+// want after that).
+func (v *view) validatorUnit() unit {
+	in := v.Input
+	args := []string{"vc", "--network " + in.Network,
+		"--validators-dir " + ValidatorDir + "/validators",
+		"--secrets-dir " + ValidatorDir + "/secrets",
+		fmt.Sprintf("--beacon-nodes http://127.0.0.1:%d", beaconAPIPort),
+		"--enable-doppelganger-protection",
+		// No --http-address: lighthouse listens on 127.0.0.1 by default and
+		// insists on --unencrypted-http-transport with any address given.
+		"--http", fmt.Sprintf("--http-port %d", keymanagerPort),
+		"--http-token-path " + KeymanagerTokenFile,
+	}
+	if in.FeeRecipient != "" {
+		args = append(args, "--suggested-fee-recipient "+in.FeeRecipient)
+	}
+	args = append(args, "--metrics", "--metrics-address 127.0.0.1", "--metrics-port 5064")
+	tokenDir := path.Dir(KeymanagerTokenFile)
+	return unit{Name: "failoverd-validator", Description: "failoverd standby: lighthouse validator client (starts only through the gate)",
+		Image: v.ConsImage, Entrypoint: v.ConsEntry, Args: args,
+		Mounts: []string{ValidatorDir + ":" + ValidatorDir, tokenDir + ":" + tokenDir + ":ro"},
+		After:  BeaconUnit, Gate: GatePath}
 }
 
 func withNewline(b []byte) string {

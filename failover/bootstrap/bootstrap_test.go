@@ -12,12 +12,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
 
 	"github.com/failoverd/failoverd/cloud"
+	"github.com/failoverd/failoverd/failover/agent"
+	"github.com/failoverd/failoverd/failover/approval"
 	"github.com/failoverd/failoverd/failover/bootstrap"
 )
 
@@ -42,9 +45,15 @@ func fakeAgent(t *testing.T) bootstrap.Agent {
 	}
 }
 
-// input is a valid Input for a chain and network.
+// feeRecipient is a made-up fee recipient for the tests.
+const feeRecipient = "0x00000000219ab540356cBB839Cbe05303d7705Fa"
+
+// input is a valid Input for a chain and network, with two approvers of
+// whom two must sign.
 func input(t *testing.T, chain, network string) bootstrap.Input {
-	in := bootstrap.Input{Validator: chain + "-" + network + "-1", Chain: chain, Network: network, Agent: fakeAgent(t)}
+	in := bootstrap.Input{Validator: chain + "-" + network + "-1", Chain: chain, Network: network, Agent: fakeAgent(t),
+		Approval:     bootstrap.Approval{AllowedSigners: []string{string(readTestdata(t, "fake-approvers"))}, Threshold: 2, SilentEpochs: 4},
+		FeeRecipient: feeRecipient}
 	switch chain {
 	case "ethereum":
 		in.Execution = bootstrap.Client{Name: "geth", Version: "v1.16.7"}
@@ -98,6 +107,28 @@ func script(t *testing.T, out []byte) string {
 	t.Fatalf("no %s in the cloud-init document", bootstrap.StepsPath)
 	return ""
 }
+
+// files are the files a rendered bootstrap installs, by path, from either
+// format: cloud-init's write_files, or the script's put heredocs.
+func files(t *testing.T, out []byte) map[string]writeFile {
+	t.Helper()
+	m := map[string]writeFile{}
+	if !bytes.HasPrefix(out, []byte("#!/bin/bash\n")) {
+		for _, f := range cloudInitFiles(t, out) {
+			m[f.Path] = f
+		}
+		return m
+	}
+	for _, g := range putRE.FindAllStringSubmatch(string(out), -1) {
+		m[g[1]] = writeFile{Path: g[1], Owner: "root:root", Permissions: g[2], Content: g[3]}
+	}
+	if len(m) == 0 {
+		t.Fatal("the script writes no files")
+	}
+	return m
+}
+
+var putRE = regexp.MustCompile(`(?ms)^put (\S+) (0[0-7]{3}) <<'FAILOVERD_EOF'\n(.*?)^FAILOVERD_EOF\n`)
 
 type writeFile struct {
 	Path        string `json:"path"`
@@ -162,21 +193,39 @@ func tool(t *testing.T, name, pkg string) string {
 	return p
 }
 
+// TestShellcheck: the steps script and every script it installs (the gate,
+// the CometBFT key script) pass shellcheck at style level and bash -n.
 func TestShellcheck(t *testing.T) {
 	sc := tool(t, "shellcheck", "shellcheck")
 	dir := t.TempDir()
 	for _, c := range combos() {
 		t.Run(c.name(), func(t *testing.T) {
-			f := filepath.Join(dir, c.name()+".sh")
-			if err := os.WriteFile(f, []byte(script(t, render(t, c))), 0o644); err != nil {
-				t.Fatal(err)
+			out := render(t, c)
+			scripts := map[string]string{"steps": script(t, out)}
+			for path, f := range files(t, out) {
+				if strings.HasPrefix(f.Content, "#!/bin/bash\n") && path != bootstrap.StepsPath {
+					scripts[filepath.Base(path)] = f.Content
+				}
 			}
-			out, err := exec.Command(sc, "--shell=bash", "--severity=style", f).CombinedOutput()
-			if err != nil {
-				t.Errorf("shellcheck: %v\n%s", err, out)
+			want := 2 // the steps and the gate
+			if c.chain == "berachain" {
+				want = 3 // and the CometBFT key script
 			}
-			if out, err := exec.Command("bash", "-n", f).CombinedOutput(); err != nil {
-				t.Errorf("bash -n: %v\n%s", err, out)
+			if len(scripts) != want {
+				t.Errorf("%d scripts, want %d", len(scripts), want)
+			}
+			for name, body := range scripts {
+				f := filepath.Join(dir, c.name()+"."+name+".sh")
+				if err := os.WriteFile(f, []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				out, err := exec.Command(sc, "--shell=bash", "--severity=style", f).CombinedOutput()
+				if err != nil {
+					t.Errorf("shellcheck %s: %v\n%s", name, err, out)
+				}
+				if out, err := exec.Command("bash", "-n", f).CombinedOutput(); err != nil {
+					t.Errorf("bash -n %s: %v\n%s", name, err, out)
+				}
 			}
 		})
 	}
@@ -218,20 +267,31 @@ func TestCloudInitFiles(t *testing.T) {
 			t.Errorf("%s: owner %q", f.Path, f.Owner)
 		}
 	}
+	// agent.key is 0640: the steps give it the agent's group, and nobody
+	// else may read it.
+	approvers := "alice@example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH/z/rNeqaYQXUbl3lH8amt8NkslkAWcbfHixCe+BlS1\n" +
+		"bob@example.org namespaces=\"failoverd-approval\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1tyM/VvahBCT5ClmcObhE/eBJP0XyJ9hRe9q2nvMLn\n"
 	for path, want := range map[string]struct {
 		mode    string
 		content []byte
 	}{
-		"/etc/failoverd/ca.crt":    {"0644", in.Agent.CACertPEM},
-		"/etc/failoverd/agent.crt": {"0644", in.Agent.CertPEM},
-		"/etc/failoverd/agent.key": {"0600", in.Agent.KeyPEM},
+		"/etc/failoverd/ca.crt":      {"0644", in.Agent.CACertPEM},
+		"/etc/failoverd/agent.crt":   {"0644", in.Agent.CertPEM},
+		"/etc/failoverd/agent.key":   {"0640", in.Agent.KeyPEM},
+		bootstrap.AllowedSignersFile: {"0644", []byte(approvers)},
 	} {
 		f, ok := files[path]
 		if !ok || f.Permissions != want.mode || f.Content != string(want.content) {
-			t.Errorf("%s: got %+v, want mode %s and the PEM", path, f, want.mode)
+			t.Errorf("%s: got %+v, want mode %s and %q", path, f, want.mode, want.content)
 		}
 	}
-	for _, u := range []string{bootstrap.ExecutionUnit, bootstrap.BeaconUnit, bootstrap.AgentUnit} {
+	if f := files[bootstrap.GatePath]; f.Permissions != "0755" || !strings.HasPrefix(f.Content, "#!/bin/bash\n") {
+		t.Errorf("gate: %+v", f)
+	}
+	if !strings.Contains(files[bootstrap.StepsPath].Content, "chgrp 65532 /etc/failoverd/agent.key") {
+		t.Error("agent.key is not given the agent's group")
+	}
+	for _, u := range []string{bootstrap.ExecutionUnit, bootstrap.BeaconUnit, bootstrap.AgentUnit, bootstrap.ValidatorUnit} {
 		if _, ok := files["/etc/systemd/system/"+u]; !ok {
 			t.Errorf("no unit %s", u)
 		}
@@ -288,12 +348,16 @@ func TestSizeUnderProviderLimit(t *testing.T) {
 	}
 }
 
-// TestNoKeys: a standby runs no validator client and holds no keys.
+// TestNoKeys: no rendered bootstrap carries key material or signing
+// history, and a validator key reaches the standby only through the agent's
+// import (Ethereum) or the CometBFT key script (Berachain).
 func TestNoKeys(t *testing.T) {
 	forbidden := []*regexp.Regexp{
-		regexp.MustCompile(`lighthouse\S*\s+(\\\s+)?(vc|validator_client|validator-client|account_manager|am)\b`),
-		regexp.MustCompile(`(?i)validator_client|keystore|--validators-dir|--secrets-dir|slashing[_-]protection|voting-keystore`),
-		regexp.MustCompile(`(?i)--suggested-fee-recipient|--enable-doppelganger|web3signer`),
+		// EIP-2335 keystores, EIP-3076 interchange, a CometBFT key's value.
+		regexp.MustCompile(`"(crypto|kdf|checksum|cipher|pubkey)"\s*:`),
+		regexp.MustCompile(`(?i)interchange_format_version|signed_attestations|signed_blocks|"priv_key"\s*:\s*\{`),
+		// Ways around the gate or the slashing protection.
+		regexp.MustCompile(`(?i)--init-slashing-protection|web3signer|account_manager|lighthouse\S*\s+(\\\s+)?(am|account)\b|--unencrypted-http-transport`),
 	}
 	for _, c := range combos() {
 		t.Run(c.name(), func(t *testing.T) {
@@ -303,40 +367,53 @@ func TestNoKeys(t *testing.T) {
 					t.Errorf("found %q", m)
 				}
 			}
-			// priv_validator_key.json may only appear where beacond init makes
-			// a fresh one on the VM: never written from the bootstrap, never
-			// downloaded, never copied from anywhere but a fresh init.
-			for _, line := range strings.Split(out, "\n") {
-				if !strings.Contains(line, "priv_validator") {
+			fs := files(t, []byte(out))
+			// priv_validator_key.json is written only where beacond init
+			// makes a fresh throwaway on the VM, or by the key script on
+			// the agent's request; never from the bootstrap itself.
+			for path, f := range fs {
+				if path == bootstrap.CometBFTKeyScript {
 					continue
 				}
-				trim := strings.TrimSpace(line)
-				if strings.HasPrefix(trim, "#") {
-					continue
+				for _, line := range strings.Split(f.Content, "\n") {
+					trim := strings.TrimSpace(line)
+					if !strings.Contains(line, "priv_validator") || strings.HasPrefix(trim, "#") {
+						continue
+					}
+					if !strings.HasPrefix(trim, `install -m 0600 "$D/keygen/config/priv_validator_key.json"`) {
+						t.Errorf("%s: priv_validator_key handled outside the fresh-key path: %q", path, trim)
+					}
 				}
-				if !strings.HasPrefix(trim, `install -m 0600 "$D/keygen/config/priv_validator_key.json"`) {
-					t.Errorf("priv_validator_key handled outside the fresh-key path: %q", trim)
+			}
+			// The agent's key import flags, only where the agent can import.
+			agent := fs["/etc/systemd/system/"+bootstrap.AgentUnit].Content
+			for _, flag := range []string{"--allowed-signers", "--keymanager-url", "--keymanager-token-file", "--state-dir", "--approval-threshold", "--silent-epochs"} {
+				if got := strings.Contains(agent, flag); got != (c.chain == "ethereum") {
+					t.Errorf("agent has %s: %v, want %v", flag, got, c.chain == "ethereum")
 				}
 			}
 			if c.chain == "berachain" {
-				s := script(t, []byte(out))
-				for _, want := range []string{
-					"init failoverd-standby --chain-id",
-					"bcd_init beacond.new", "bcd_init keygen",
-					"THROWAWAY",
-					"never copied here",
-					`install -m 0600 "$D/keygen/config/priv_validator_key.json"`,
-				} {
-					if !strings.Contains(s, want) {
+				if strings.Contains(out, "lighthouse") || fs["/etc/systemd/system/"+bootstrap.ValidatorUnit].Path != "" {
+					t.Error("a Berachain standby runs no lighthouse validator client")
+				}
+				for _, want := range []string{"init failoverd-standby --chain-id", "bcd_init beacond.new", "bcd_init keygen", "THROWAWAY", "never copied here"} {
+					if !strings.Contains(script(t, []byte(out)), want) {
 						t.Errorf("beacond key handling: no %q", want)
 					}
 				}
 			}
-			// One beacon node and one execution client, nothing else with a
-			// signer: three container units, and the clean-stop service whose
-			// three commands stop the two clients, sync and say so.
-			if n := strings.Count(out, "ExecStart=/usr/bin/docker run"); n != 3 {
-				t.Errorf("%d container units, want 3 (execution, beacon node, agent)", n)
+			// Container units: execution, beacon node, agent and, on
+			// Ethereum, the validator client; plus the clean-stop commands
+			// and, on Berachain, the key script.
+			containers, other := 4, 3
+			if c.chain == "berachain" {
+				containers, other = 3, 4
+			}
+			if n := strings.Count(out, "ExecStart=/usr/bin/docker run"); n != containers {
+				t.Errorf("%d container units, want %d", n, containers)
+			}
+			if n := strings.Count(out, "ExecStart="); n != containers+other {
+				t.Errorf("%d ExecStart lines, want %d", n, containers+other)
 			}
 			for _, want := range []string{
 				"ExecStart=/bin/systemctl stop failoverd-beacon.service failoverd-execution.service",
@@ -349,10 +426,211 @@ func TestNoKeys(t *testing.T) {
 					t.Errorf("clean stop: no %q", want)
 				}
 			}
-			if n := strings.Count(out, "ExecStart="); n != 6 {
-				t.Errorf("%d ExecStart lines, want 6 (3 container units, 3 clean-stop commands)", n)
+		})
+	}
+}
+
+// unitLines are the non-comment lines of a unit file's section.
+func unitLines(unit, section string) []string {
+	var out []string
+	in := false
+	for _, l := range strings.Split(unit, "\n") {
+		if strings.HasPrefix(l, "[") {
+			in = l == "["+section+"]"
+			continue
+		}
+		if in && l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TestSignersStartThroughTheGate: every unit that can sign (the lighthouse
+// validator client; beacond on Berachain) runs the gate before anything
+// else, the validator client is never enabled, and a closed gate does not
+// stop the bootstrap.
+func TestSignersStartThroughTheGate(t *testing.T) {
+	for _, c := range combos() {
+		t.Run(c.name(), func(t *testing.T) {
+			out := render(t, c)
+			fs := files(t, out)
+			steps := script(t, out)
+			signer := bootstrap.ValidatorUnit
+			if c.chain == "berachain" {
+				signer = bootstrap.BeaconUnit
+			}
+			for path, f := range fs {
+				if !strings.HasPrefix(path, "/etc/systemd/system/") || !strings.HasSuffix(path, ".service") {
+					continue
+				}
+				svc := unitLines(f.Content, "Service")
+				gated := len(svc) > 0 && slices.Contains(svc, "ExecStartPre="+bootstrap.GatePath)
+				if gated != (filepath.Base(path) == signer) {
+					t.Errorf("%s: gated %v", path, gated)
+				}
+				if !gated {
+					continue
+				}
+				// The gate is the first command, and never ignored ("-").
+				for _, l := range svc {
+					if strings.HasPrefix(l, "Exec") {
+						if l != "ExecStartPre="+bootstrap.GatePath {
+							t.Errorf("%s: first command %q, want the gate", path, l)
+						}
+						break
+					}
+				}
+			}
+			enable := regexp.MustCompile(`(?m)^systemctl enable -q (failoverd-.*)$`).FindStringSubmatch(steps)
+			start := regexp.MustCompile(`(?m)^systemctl start (failoverd-execution.*)$`).FindStringSubmatch(steps)
+			if enable == nil || start == nil {
+				t.Fatal("no systemctl enable / start line")
+			}
+			if !strings.Contains(steps, "\nsystemctl start "+signer+" || log ") {
+				t.Errorf("%s is not started with its gate's refusal logged", signer)
+			}
+			if strings.Contains(start[1], signer) {
+				t.Errorf("%s is in the start line that stops the bootstrap on failure", signer)
+			}
+			if c.chain == "berachain" {
+				if !strings.Contains(enable[1], bootstrap.BeaconUnit) || !strings.Contains(enable[1], bootstrap.CometBFTKeyUnit) {
+					t.Errorf("enable: %s", enable[1])
+				}
+				return
+			}
+			vc := fs["/etc/systemd/system/"+bootstrap.ValidatorUnit].Content
+			if strings.Contains(enable[1], bootstrap.ValidatorUnit) || regexp.MustCompile(`(?m)^\[Install\]|^WantedBy`).MatchString(vc) {
+				t.Error("the validator client can be enabled")
+			}
+			if !slices.Contains(unitLines(fs["/etc/systemd/system/"+bootstrap.AgentUnit].Content, "Unit"), "Wants=network-online.target "+bootstrap.ValidatorUnit) {
+				t.Error("the agent does not bring the validator client up (it imports through its Keymanager API)")
+			}
+			// Restart on a failure polls the gate; a clean exit stays down.
+			for _, want := range []string{"Restart=on-failure", "RestartSec=30"} {
+				if !slices.Contains(unitLines(vc, "Service"), want) {
+					t.Errorf("validator client: no %s", want)
+				}
 			}
 		})
+	}
+}
+
+// TestValidatorClient: the Ethereum standby's lighthouse validator client.
+func TestValidatorClient(t *testing.T) {
+	out := render(t, combo{"ethereum", "hoodi", "aws"})
+	fs := files(t, out)
+	vc := fs["/etc/systemd/system/"+bootstrap.ValidatorUnit].Content
+	bn := fs["/etc/systemd/system/"+bootstrap.BeaconUnit].Content
+	for _, want := range []string{
+		// The beacon node's own image: the same pinned release.
+		"--entrypoint lighthouse sigp/lighthouse:v8.0.1 \\\n  vc \\\n  --network hoodi \\",
+		"--validators-dir /var/lib/failoverd-validator/validators",
+		"--secrets-dir /var/lib/failoverd-validator/secrets",
+		"--beacon-nodes http://127.0.0.1:5052",
+		"--enable-doppelganger-protection",
+		"--http \\\n  --http-port 5062 \\",
+		"--http-token-path /etc/failoverd/keymanager/api-token.txt",
+		"--suggested-fee-recipient " + feeRecipient,
+		"--metrics-address 127.0.0.1",
+		"-v /var/lib/failoverd-validator:/var/lib/failoverd-validator \\",
+		"-v /etc/failoverd/keymanager:/etc/failoverd/keymanager:ro \\",
+		"After=network-online.target docker.service failoverd-beacon.service",
+	} {
+		if !strings.Contains(vc, want) {
+			t.Errorf("validator client: no %q", want)
+		}
+	}
+	if !strings.Contains(bn, "--entrypoint lighthouse sigp/lighthouse:v8.0.1 \\\n  bn") {
+		t.Error("beacon node image changed")
+	}
+	// Loopback only by lighthouse's default (127.0.0.1:5062): any
+	// --http-address would also need --unencrypted-http-transport. Keys and
+	// slashing protection off the chain-data disk, which gets snapshotted.
+	// The container sees the token's directory only, never agent.key.
+	for _, bad := range []string{"--http-address", "--unencrypted-http-transport", "--init-slashing-protection", "/var/lib/failoverd-chain:", "-v /etc/failoverd:", "--user"} {
+		if strings.Contains(vc, bad) {
+			t.Errorf("validator client: %q", bad)
+		}
+	}
+	if bootstrap.KeymanagerURL != "http://127.0.0.1:5062" || !strings.HasPrefix(bootstrap.ValidatorDir, "/var/lib/") || strings.HasPrefix(bootstrap.ValidatorDir, bootstrap.DataDir) {
+		t.Error("Keymanager URL or validator directory moved")
+	}
+	// The agent's gate file is where the agent writes it.
+	if bootstrap.ValidatorStartFile != filepath.Join(bootstrap.ControlDir, agent.ValidatorStartFile) {
+		t.Errorf("gate file %s, the agent writes %s", bootstrap.ValidatorStartFile, filepath.Join(bootstrap.ControlDir, agent.ValidatorStartFile))
+	}
+	steps := script(t, out)
+	for _, want := range []string{
+		// Made on the VM, without a newline (lighthouse reads the whole
+		// file as the token; the agent trims it).
+		"(umask 077 && openssl rand -hex 32 | tr -d '\\n' >\"$T.new\")",
+		"install -d -g 65532 -m 0750 \"${T%/*}\"",
+		"chgrp 65532 \"$T\"\nchmod 0640 \"$T\"",
+		"install -d -m 0700 /var/lib/failoverd-validator /var/lib/failoverd-validator/validators /var/lib/failoverd-validator/secrets",
+		"install -d -o 65532 -g 65532 -m 0755 /var/lib/failoverd-agent",
+		// A new token restarts both readers.
+		"if changed /etc/systemd/system/failoverd-validator.service /etc/failoverd/keymanager/api-token.txt; then",
+	} {
+		if !strings.Contains(steps, want) {
+			t.Errorf("steps: no %q", want)
+		}
+	}
+	if !regexp.MustCompile(`if changed /etc/systemd/system/failoverd-agent.service /etc/failoverd/keymanager/api-token.txt \S`).MatchString(steps) {
+		t.Error("a new token does not restart the agent")
+	}
+	if strings.Count(steps, "openssl rand") != 2 || strings.Index(steps, `if [ ! -s "$T" ]; then`) > strings.Index(steps, "openssl rand -hex 32 | tr") {
+		t.Error("the token is made only when absent")
+	}
+	// The agent can read what it must, as its own user.
+	agentUnit := fs["/etc/systemd/system/"+bootstrap.AgentUnit].Content
+	for _, want := range []string{
+		"--user 65532:65532",
+		"-v /etc/failoverd:/etc/failoverd:ro",
+		"--allowed-signers /etc/failoverd/allowed_signers",
+		"--approval-threshold 2",
+		"--keymanager-url http://127.0.0.1:5062",
+		"--keymanager-token-file /etc/failoverd/keymanager/api-token.txt",
+		"--state-dir /var/lib/failoverd-agent/state",
+		"--silent-epochs 4",
+	} {
+		if !strings.Contains(agentUnit, want) {
+			t.Errorf("agent: no %q", want)
+		}
+	}
+	// The file the agent gets is one it parses, with both approvers.
+	signers, err := approval.ParseAllowedSigners([]string{fs[bootstrap.AllowedSignersFile].Content})
+	if err != nil || len(signers.Principals()) != 2 {
+		t.Errorf("allowed signers: %v %v", signers.Principals(), err)
+	}
+
+	// Without approvers the agent takes no keys; the validator client
+	// still runs (empty), and no fee recipient is invented.
+	in := input(t, "ethereum", "mainnet")
+	in.Approval, in.FeeRecipient = bootstrap.Approval{}, ""
+	b, err := bootstrap.RenderFor(in, "gcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs = files(t, b)
+	if a := fs["/etc/systemd/system/"+bootstrap.AgentUnit].Content; strings.Contains(a, "--allowed-signers") || strings.Contains(a, "--keymanager") {
+		t.Error("agent without approvers has import flags")
+	}
+	if _, ok := fs[bootstrap.AllowedSignersFile]; ok {
+		t.Error("allowed_signers written without approvers")
+	}
+	if vc := fs["/etc/systemd/system/"+bootstrap.ValidatorUnit].Content; vc == "" || strings.Contains(vc, "--suggested-fee-recipient") {
+		t.Errorf("validator client without a fee recipient: %q", vc)
+	}
+	// Only comments: no approvers either.
+	in.Approval = bootstrap.Approval{AllowedSigners: []string{"# nobody yet"}}
+	if b, err = bootstrap.RenderFor(in, "gcp"); err != nil || strings.Contains(string(b), "--allowed-signers") {
+		t.Errorf("comment-only approvers: %v", err)
+	}
+	// Defaults: threshold 1, silent epochs 3.
+	in.Approval = bootstrap.Approval{AllowedSigners: []string{string(readTestdata(t, "fake-approvers"))}}
+	if b, err = bootstrap.RenderFor(in, "gcp"); err != nil || !strings.Contains(string(b), "--approval-threshold 1") || !strings.Contains(string(b), "--silent-epochs 3") {
+		t.Errorf("approval defaults: %v", err)
 	}
 }
 
@@ -430,7 +708,7 @@ func TestPutIsIdempotent(t *testing.T) {
 		t.Errorf("second run changed files: %s", second)
 	}
 	st, err := os.Stat(filepath.Join(root, "etc/failoverd/agent.key"))
-	if err != nil || st.Mode().Perm() != 0o600 {
+	if err != nil || st.Mode().Perm() != 0o640 {
 		t.Errorf("agent.key: %v %v", st, err)
 	}
 	key, _ := os.ReadFile(filepath.Join(root, "etc/failoverd/agent.key"))

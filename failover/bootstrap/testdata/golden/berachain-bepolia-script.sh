@@ -1,8 +1,12 @@
 #!/bin/bash
 # failoverd standby bootstrap: validator berachain-bepolia-1, berachain/bepolia.
 # Runs bera-reth (execution) and beacond (beacon node) in Docker, and
-# the failoverd standby agent. KEYLESS: no validator client, no validator
-# keys, no signing history, never a copy of a home signing key.
+# the failoverd standby agent. It writes no validator key, no signing history
+# and never a copy of a home signing key: keys arrive only through the agent,
+# after a person's approval, and every signer here starts through
+# /usr/local/sbin/failoverd-gate, which fails closed.
+# beacond's CometBFT key is a throwaway made here until the agent asks
+# failoverd-cometbft-key.path to install the validator's.
 # Idempotent: running it again changes nothing.
 # GCP runs it as the startup-script on every boot.
 # beacond (CometBFT) has no checkpoint sync: it syncs from genesis, or from
@@ -58,10 +62,58 @@ BQYDK2VwA0EAc7k9uX+tUELFqAtwQT54sdLZ+sHQc50Nb8lOjVAnsmNB/LF96aI6
 yRRhkgPAITWyc+iVAtoQVkeK4yWScoqwAg==
 -----END CERTIFICATE-----
 FAILOVERD_EOF
-put /etc/failoverd/agent.key 0600 <<'FAILOVERD_EOF'
+put /etc/failoverd/agent.key 0640 <<'FAILOVERD_EOF'
 -----BEGIN PRIVATE KEY-----
 MC4CAQAwBQYDK2VwBCIEIAEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
 -----END PRIVATE KEY-----
+FAILOVERD_EOF
+put /usr/local/sbin/failoverd-gate 0755 <<'FAILOVERD_EOF'
+#!/bin/bash
+# failoverd gate: the first ExecStartPre of failoverd-beacon.service on standby
+# berachain-bepolia-1. Exit 0 lets systemd start it; any other exit keeps it
+# stopped. It fails closed: a file it cannot read or parse keeps it shut.
+#
+# The agent writes /var/lib/failoverd-agent/validator-start (the ownership generation) only after
+# it has checked a person's signed approval and failoverd's signed grant for
+# this standby, right before it hands keys over; it removes the file on a
+# fence or a failed import. failoverd itself is not asked from here: the
+# standby has no credentials for failoverd's API, and the grant the agent
+# checked is failoverd's answer.
+set -u
+control=/var/lib/failoverd-agent
+home=/var/lib/failoverd-chain/beacond
+say() { echo "failoverd-gate: $*" >&2; }
+# generation FILE: the positive whole number in FILE, or fail.
+generation() {
+  local g
+  if [ ! -f "$1" ] || [ -L "$1" ]; then return 1; fi
+  g=$(tr -d ' \n' <"$1") || return 1
+  case "$g" in '' | 0* | *[!0-9]*) return 1 ;; esac
+  echo "$g"
+}
+owner=""
+if [ -e "$control/validator-start" ] && ! owner=$(generation "$control/validator-start"); then
+  say "closed: $control/validator-start holds no generation"
+  exit 1
+fi
+# beacond always runs: with the throwaway key made on this VM it is not a
+# validator. Once the validator's key is installed ($home/validator-key
+# names the generation it was installed for, written before the key), it may
+# start only while this standby owns the signing right at that generation.
+if [ ! -e "$home/validator-key" ]; then
+  say "open: beacond holds this VM's throwaway key, which is no validator's"
+  exit 0
+fi
+if ! installed=$(generation "$home/validator-key"); then
+  say "closed: $home/validator-key holds no generation"
+  exit 1
+fi
+if [ "$owner" = "$installed" ]; then
+  say "open: this standby owns the signing right (generation $owner)"
+  exit 0
+fi
+say "closed: beacond holds the validator key installed for generation $installed, and this standby owns ${owner:-nothing} (no $control/validator-start, or another generation)"
+exit 1
 FAILOVERD_EOF
 put /etc/systemd/system/failoverd-execution.service 0644 <<'FAILOVERD_EOF'
 [Unit]
@@ -100,13 +152,15 @@ WantedBy=multi-user.target
 FAILOVERD_EOF
 put /etc/systemd/system/failoverd-beacon.service 0644 <<'FAILOVERD_EOF'
 [Unit]
-Description=failoverd standby: beacond (beacon node, no validator)
+Description=failoverd standby: beacond (a validator only once the agent installs its key)
 Wants=network-online.target
 After=network-online.target docker.service failoverd-execution.service
 Requires=docker.service
 RequiresMountsFor=/var/lib/failoverd-chain
 
 [Service]
+# A signer: the gate runs first and fails closed; nothing below runs unless it exits 0.
+ExecStartPre=/usr/local/sbin/failoverd-gate
 ExecStartPre=-/usr/bin/docker rm -f failoverd-beacon
 ExecStart=/usr/bin/docker run --rm --name failoverd-beacon --network host --log-driver journald \
   -v /var/lib/failoverd-chain:/data \
@@ -123,7 +177,7 @@ WantedBy=multi-user.target
 FAILOVERD_EOF
 put /etc/systemd/system/failoverd-agent.service 0644 <<'FAILOVERD_EOF'
 [Unit]
-Description=failoverd standby agent (status over mutual TLS)
+Description=failoverd standby agent (status and key import over mutual TLS)
 Wants=network-online.target
 After=network-online.target docker.service
 Requires=docker.service
@@ -131,7 +185,7 @@ RequiresMountsFor=/var/lib/failoverd-chain
 
 [Service]
 ExecStartPre=-/usr/bin/docker rm -f failoverd-agent
-ExecStart=/usr/bin/docker run --rm --name failoverd-agent --network host --log-driver journald \
+ExecStart=/usr/bin/docker run --rm --name failoverd-agent --network host --log-driver journald --user 65532:65532 \
   -v /etc/failoverd:/etc/failoverd:ro \
   -v /var/lib/failoverd-chain:/var/lib/failoverd-chain:ro \
   -v /var/lib/failoverd-agent:/var/lib/failoverd-agent \
@@ -172,6 +226,137 @@ Type=oneshot
 ExecStart=/bin/systemctl stop failoverd-beacon.service failoverd-execution.service
 ExecStart=/bin/sync
 ExecStart=/usr/bin/touch /var/lib/failoverd-agent/clients-stopped
+FAILOVERD_EOF
+put /usr/local/sbin/failoverd-cometbft-key 0755 <<'FAILOVERD_EOF'
+#!/bin/bash
+# failoverd: install or remove Berachain validator berachain-bepolia-1's CometBFT
+# key on this standby when the agent asks (failoverd-cometbft-key.path). The
+# agent can touch neither beacond nor systemd; it stages files in $stage:
+#   install-requested   the generation, written last, after
+#                       priv_validator_key.json and priv_validator_state.json;
+#   remove-requested    the generation: beacond goes back to a throwaway key,
+#                       and its last priv_validator_state.json is left in
+#                       $stage/returned_priv_validator_state.json.
+# The answer is $stage/result: "installed G", "removed G", "refused G: why"
+# or "failed G: why". On a failure beacond is left stopped for a person.
+# -E: the ERR trap also fires inside functions, so every failure answers and
+# clears the request (else the path unit would run this again and again).
+set -Eeuo pipefail
+umask 077
+control=/var/lib/failoverd-agent
+stage=/var/lib/failoverd-agent/cometbft
+chain=/var/lib/failoverd-chain
+home=$chain/beacond
+agent_uid=65532
+gen=unknown
+answer() {
+  printf '%s\n' "$1" >"$stage/result.new"
+  chown "$agent_uid:$agent_uid" "$stage/result.new"
+  mv -f "$stage/result.new" "$stage/result"
+  echo "failoverd-cometbft-key: $1"
+}
+forget() {
+  rm -f "$stage/install-requested" "$stage/remove-requested" "$stage/priv_validator_key.json" "$stage/priv_validator_state.json"
+}
+trap 'forget; answer "failed $gen: step at line $LINENO; beacond left stopped (journalctl -u failoverd-cometbft-key)"' ERR
+generation() {
+  local g
+  if [ ! -f "$1" ] || [ -L "$1" ]; then return 1; fi
+  g=$(tr -d ' \n' <"$1") || return 1
+  case "$g" in '' | 0* | *[!0-9]*) return 1 ;; esac
+  echo "$g"
+}
+refuse() {
+  forget
+  answer "refused $gen: $1"
+  exit 1
+}
+# builder true|false: beacond builds payloads only as a validator.
+builder() {
+  sed -i "/^\[beacon-kit.payload-builder\]/,/^\[/s|^enabled = .*|enabled = $1|" "$home/config/app.toml"
+}
+# swap SRC DST: DST becomes a 0600 copy of SRC in one rename.
+swap() {
+  install -m 0600 "$1" "$2.new"
+  mv -f "$2.new" "$2"
+}
+
+if [ -e "$stage/remove-requested" ]; then
+  # Removal wins over an install: it is the safe direction.
+  gen=$(generation "$stage/remove-requested") || gen=unknown
+  if [ ! -e "$home/validator-key" ]; then
+    forget
+    answer "removed $gen"
+    exit 0
+  fi
+  systemctl stop failoverd-beacon.service
+  if [ -f "$home/data/priv_validator_state.json" ]; then
+    install -m 0600 -o "$agent_uid" -g "$agent_uid" "$home/data/priv_validator_state.json" "$stage/returned_priv_validator_state.json"
+  fi
+  rm -rf "$chain/keygen"
+  docker run --rm -v "$chain:/data" --entrypoint beacond ghcr.io/berachain/beacon-kit:v1.3.4 \
+    init failoverd-standby --chain-id 80069 --beacon-kit.chain-spec testnet --home /data/keygen
+  swap "$chain/keygen/config/priv_validator_key.json" "$home/config/priv_validator_key.json"
+  rm -rf "$chain/keygen"
+  builder false
+  # The marker goes last: until the throwaway is in place the gate stays shut.
+  rm -f "$home/validator-key"
+  forget
+  answer "removed $gen"
+  systemctl start failoverd-beacon.service || echo "failoverd-cometbft-key: beacond did not start; its unit tries again"
+  exit 0
+fi
+
+[ -e "$stage/install-requested" ] || exit 0
+gen=$(generation "$stage/install-requested") || refuse "install-requested holds no generation"
+owner=$(generation "$control/validator-start") || refuse "this standby does not own the signing right (no $control/validator-start)"
+[ "$owner" = "$gen" ] || refuse "this standby owns generation $owner, not $gen"
+for f in priv_validator_key.json priv_validator_state.json; do
+  if [ ! -f "$stage/$f" ] || [ -L "$stage/$f" ]; then refuse "no $stage/$f"; fi
+done
+grep -q '"priv_key"' "$stage/priv_validator_key.json" || refuse "priv_validator_key.json holds no priv_key"
+grep -q '"height"' "$stage/priv_validator_state.json" || refuse "priv_validator_state.json holds no height"
+# The key goes where CometBFT's defaults put it; a config.toml that moves it
+# is refused rather than guessed.
+for k in 'priv_validator_key_file = "config/priv_validator_key.json"' 'priv_validator_state_file = "data/priv_validator_state.json"'; do
+  if grep -q "^${k%% =*} = " "$home/config/config.toml" && ! grep -qxF "$k" "$home/config/config.toml"; then
+    refuse "$home/config/config.toml moves ${k%% =*}"
+  fi
+done
+systemctl stop failoverd-beacon.service
+# The marker goes first: from here on the gate opens beacond only for this
+# generation's owner.
+echo "$gen" >"$home/validator-key"
+mkdir -p "$home/data"
+swap "$stage/priv_validator_state.json" "$home/data/priv_validator_state.json"
+swap "$stage/priv_validator_key.json" "$home/config/priv_validator_key.json"
+builder true
+sed -i '/^\[beacon-kit.payload-builder\]/,/^\[/s|^suggested-fee-recipient = .*|suggested-fee-recipient = "0x00000000219ab540356cBB839Cbe05303d7705Fa"|' "$home/config/app.toml"
+forget
+answer "installed $gen"
+# double_sign_check_height makes beacond refuse to start while the key still
+# appears in the last blocks; Restart=always tries again.
+systemctl start failoverd-beacon.service || echo "failoverd-cometbft-key: beacond did not start yet; its unit tries again"
+FAILOVERD_EOF
+put /etc/systemd/system/failoverd-cometbft-key.path 0644 <<'FAILOVERD_EOF'
+[Unit]
+Description=failoverd: install or remove the validator's CometBFT key when the agent asks
+
+[Path]
+PathExists=/var/lib/failoverd-agent/cometbft/install-requested
+PathExists=/var/lib/failoverd-agent/cometbft/remove-requested
+
+[Install]
+WantedBy=multi-user.target
+FAILOVERD_EOF
+put /etc/systemd/system/failoverd-cometbft-key.service 0644 <<'FAILOVERD_EOF'
+[Unit]
+Description=failoverd: install or remove the validator's CometBFT key (restarts beacond)
+After=docker.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/failoverd-cometbft-key
 FAILOVERD_EOF
 
 # 1. Docker from the distribution (docker.io on Debian/Ubuntu: no third-party
@@ -233,7 +418,11 @@ if ! grep -q '^LABEL=failoverd-data ' /etc/fstab; then
 fi
 mkdir -p "$D"
 mountpoint -q "$D" || mount "$D"
-mkdir -p /var/lib/failoverd-agent
+# The agent's container runs as uid 65532: it writes its control and
+# state files here (on the boot disk: a snapshot never carries them).
+install -d -o 65532 -g 65532 -m 0755 /var/lib/failoverd-agent
+install -d -o 65532 -g 65532 -m 0700 /var/lib/failoverd-agent/cometbft
+chgrp 65532 /etc/failoverd/agent.key
 
 # 3. The Engine API JWT, made on this VM, only when absent.
 if [ ! -s "$D/jwt.hex" ]; then
@@ -293,7 +482,26 @@ if [ "$(cat "$D/beacond/keys-made-on" 2>/dev/null || true)" != "$vm" ]; then
   bcd_init keygen
   install -m 0600 "$D/keygen/config/priv_validator_key.json" "$D/keygen/config/node_key.json" "$D/beacond/config/"
   rm -rf "$D/keygen"
+  # Whatever key that disk's VM was given, this one holds a throwaway.
+  rm -f "$D/beacond/validator-key"
   echo "$vm" >"$D/beacond/keys-made-on"
+fi
+# On every run (a restored disk keeps an older config.toml): CometBFT
+# refuses to start with a key that signed any of the last
+# 10 blocks, the last guard against a second signer
+# after a key moves here.
+C=$D/beacond/config/config.toml
+if ! grep -qx 'double_sign_check_height = 10' "$C"; then
+  if grep -q '^double_sign_check_height = ' "$C"; then
+    sed -i 's|^double_sign_check_height = .*|double_sign_check_height = 10|' "$C"
+  else
+    sed -i '/^\[consensus\]/a double_sign_check_height = 10' "$C"
+  fi
+  if ! grep -qx 'double_sign_check_height = 10' "$C"; then
+    log "cannot set double_sign_check_height in $C; not starting beacond"
+    exit 1
+  fi
+  CHANGED="$CHANGED$C "
 fi
 # The execution client's genesis, once.
 if [ ! -d "$D/execution/db" ]; then
@@ -301,10 +509,12 @@ if [ ! -d "$D/execution/db" ]; then
 fi
 
 # 5. Start (or keep running) the units; restart one only when its files changed.
+#    A signer's gate may refuse it: that is logged, and the rest still runs.
 systemctl daemon-reload
-systemctl enable -q failoverd-execution.service failoverd-beacon.service failoverd-agent.service failoverd-stop-clients.path
+systemctl enable -q failoverd-execution.service failoverd-beacon.service failoverd-agent.service failoverd-stop-clients.path failoverd-cometbft-key.path
 if changed /etc/systemd/system/failoverd-execution.service /etc/failoverd/execution.env; then systemctl try-restart failoverd-execution.service; fi
-if changed /etc/systemd/system/failoverd-beacon.service; then systemctl try-restart failoverd-beacon.service; fi
+if changed /etc/systemd/system/failoverd-beacon.service /var/lib/failoverd-chain/beacond/config/config.toml; then systemctl try-restart failoverd-beacon.service || log "failoverd-beacon.service not restarted: its gate is closed (journalctl -u failoverd-beacon.service)"; fi
 if changed /etc/systemd/system/failoverd-agent.service /etc/failoverd/ca.crt /etc/failoverd/agent.crt /etc/failoverd/agent.key; then systemctl try-restart failoverd-agent.service; fi
-systemctl start failoverd-execution.service failoverd-beacon.service failoverd-agent.service failoverd-stop-clients.path
+systemctl start failoverd-execution.service failoverd-agent.service failoverd-stop-clients.path failoverd-cometbft-key.path
+systemctl start failoverd-beacon.service || log "failoverd-beacon.service not started: its gate is closed (journalctl -u failoverd-beacon.service)"
 log "standby berachain-bepolia-1 bootstrapped"
