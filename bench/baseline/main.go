@@ -1,15 +1,12 @@
 // Command baseline is the receiver failoverd's webhook throughput is compared
-// against: it reads the body (1 MiB limit), decodes it with
-// alertmanager.Decode and answers 200 {} — no auth, no mapping, no store, no
-// metrics. Whatever failoverd does beyond this costs the difference.
+// against (bench/decodeonly): read the body, alertmanager.Decode, answer
+// 200 {} — no auth, no mapping, no store, no metrics.
 package main
 
 import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"log"
 	"net"
 	"net/http"
 	"os"
@@ -17,38 +14,26 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/failoverd/failoverd/failover/alertmanager"
+	"github.com/failoverd/failoverd/bench/decodeonly"
 )
-
-const maxBody = 1 << 20
-
-func handler(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
-		return
-	}
-	if _, err := alertmanager.Decode(body); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = io.WriteString(w, "{}\n")
-}
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:19098", "listen address")
 	flag.Parse()
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		log.Fatal(err)
+	if err := run(*listen); err != nil {
+		fmt.Fprintln(os.Stderr, "baseline:", err)
+		os.Exit(1)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /", handler)
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+}
+
+func run(listen string) error {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
 	// The same timeouts as failoverd's httpapi.NewServer.
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           decodeonly.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -63,6 +48,7 @@ func main() {
 	}()
 	fmt.Fprintf(os.Stderr, "baseline: decode-only receiver on http://%s/\n", ln.Addr())
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Fatal(err)
+		return err
 	}
+	return nil
 }

@@ -1,414 +1,56 @@
-// Command report turns the JSON results of bench/run.sh (bench/storm
-// --out files, and optional pprof -top outputs) into docs/benchmarks.md,
-// written to stdout.
+// Command report turns the JSON results of bench/run.sh (bench/storm --out
+// files, and optional pprof -top outputs) into docs/benchmarks.md, written
+// to stdout; bench.WriteReport says what it contains.
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/failoverd/failoverd/bench"
 )
 
-// result is the part of bench/storm's JSON the report uses.
-type result struct {
-	Label          string  `json:"label"`
-	Validators     int     `json:"validators"`
-	Peers          int     `json:"peers"`
-	Repeats        int     `json:"repeats"`
-	Concurrency    int     `json:"concurrency"`
-	DurationSec    float64 `json:"duration_s"`
-	ScheduleLen    int     `json:"schedule_len"`
-	Requests       int     `json:"requests"`
-	Errors         int     `json:"transport_errors"`
-	RequestsPerSec float64 `json:"requests_per_s"`
-	Latency        struct {
-		P50Ms float64 `json:"p50_ms"`
-		P90Ms float64 `json:"p90_ms"`
-		P99Ms float64 `json:"p99_ms"`
-		MaxMs float64 `json:"max_ms"`
-	} `json:"latency"`
-	Status        map[string]int `json:"status"`
-	RepliesJSON   int            `json:"replies_with_counts"`
-	New           int            `json:"new"`
-	Duplicates    int            `json:"duplicates"`
-	ExpectedNew   int            `json:"expected_new"`
-	ResolvedAtSec float64        `json:"resolved_at_s"`
-	RSS           *struct {
-		PeakMiB  float64 `json:"peak_mib"`
-		MeanMiB  float64 `json:"mean_mib"`
-		VmHWMMiB float64 `json:"vmhwm_mib"`
-	} `json:"rss"`
-	Incidents *struct {
-		Total              int    `json:"total"`
-		Missing            int    `json:"validators_without"`
-		DuplicateIncidents int    `json:"duplicate_incidents"`
-		Error              string `json:"error"`
-	} `json:"incidents"`
-	Standbys *float64 `json:"sim_instances_created"`
-	CPU      struct {
-		Cores            int     `json:"cores"`
-		ReceiverSec      float64 `json:"receiver_s"`
-		GeneratorSec     float64 `json:"generator_s"`
-		MachineBusySec   float64 `json:"machine_busy_s"`
-		OtherSec         float64 `json:"other_s"`
-		LoadAvgStart     string  `json:"loadavg_start"`
-		LoadAvgEnd       string  `json:"loadavg_end"`
-		ReceiverUsPerReq float64 `json:"receiver_us_per_req"`
-	} `json:"cpu"`
-	FirstError string `json:"first_error"`
-}
-
-func load(path string) (*result, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	r := new(result)
-	if err := json.Unmarshal(b, r); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return r, nil
-}
-
 func main() {
-	dir := flag.String("results", "bench/results", "directory of failoverd-N.json and baseline-N.json")
+	var o bench.ReportOptions
 	sizes := flag.String("sizes", "1 10 100 1000", "fleet sizes, in order")
-	duration := flag.String("duration", "10s", "DURATION the run used")
-	concurrency := flag.String("concurrency", "32", "CONCURRENCY the run used")
-	repeats := flag.String("repeats", "50", "REPEATS the run used")
-	peers := flag.String("peers", "2", "PEERS the run used")
-	profileSize := flag.String("profile-size", "", "fleet size of the profiled run (profile-cpu.txt, profile-block.txt), if any")
+	notes := flag.String("notes", "", "a hand-written analysis to append (default RESULTS/../analysis.md when it exists)")
+	flag.StringVar(&o.Results, "results", "bench/results", "directory of failoverd-N.json, baseline-N.json, peer-N.json, gcp-N.json")
+	flag.StringVar(&o.Duration, "duration", "10s", "DURATION the run used")
+	flag.StringVar(&o.Concurrency, "concurrency", "32", "CONCURRENCY the run used")
+	flag.StringVar(&o.Repeats, "repeats", "50", "REPEATS the run used")
+	flag.StringVar(&o.Peers, "peers", "2", "PEERS the run used")
+	flag.StringVar(&o.HoldMax, "hold-max", "", "HOLD_MAX the run used")
+	flag.StringVar(&o.GCPRate, "gcp-rate", "", "GCP_RATE the run used")
+	flag.StringVar(&o.GCPDuration, "gcp-duration", "", "GCP_DURATION the run used")
+	flag.StringVar(&o.Peer, "peer", "", "the peer receiver that ran: name, version and where it came from")
+	flag.StringVar(&o.PeerSkipped, "peer-skipped", "", "why no peer ran")
+	flag.StringVar(&o.ProfileSize, "profile-size", "", "fleet size of the profiled run (profile-cpu.txt, profile-block.txt), if any")
 	flag.Parse()
-	if err := write(os.Stdout, *dir, strings.Fields(*sizes), *duration, *concurrency, *repeats, *peers, *profileSize); err != nil {
+	if err := run(o, *sizes, *notes); err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
 	}
 }
 
-func write(w io.Writer, dir string, sizes []string, duration, concurrency, repeats, peers, profileSize string) error {
-	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
-	p("# Benchmarks: the webhook under an alert storm\n\n")
-	p("<!-- Generated by bench/run.sh (bench/report); do not edit by hand. Raw results: bench/results/*.json -->\n\n")
-	p("What is measured: how many Alertmanager deliveries per second failoverd acknowledges when two\n")
-	p("Alertmanager HA peers replay a duplicate-heavy storm, compared with a receiver that only decodes\n")
-	p("the payload (`bench/baseline`: read body, `alertmanager.Decode`, `200 {}`), and whether the\n")
-	p("storm leaves exactly one incident and one standby per validator.\n\n")
-
-	p("## Machine\n\n")
-	p("| | |\n|---|---|\n")
-	p("| CPUs (nproc) | %d (%s) |\n", runtime.NumCPU(), cpuModel())
-	p("| memory | %s |\n", memTotal())
-	p("| Go | %s |\n", goVersion())
-	p("| kernel | %s |\n", firstLine("/proc/sys/kernel/osrelease"))
-	p("| date | %s |\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	p("| disk fsync | failoverd's store (bbolt) fsyncs every write transaction (the default); the data dir is under `$TMPDIR` |\n\n")
-	p("**The generator and the server share the machine's %d cores**, and the machine is shared with\n", runtime.NumCPU())
-	p("whatever else runs on it. Each row below says how much CPU went to the server, to the generator and\n")
-	p("to *other processes* during that run; a large \"other\" share means the run was disturbed and its\n")
-	p("absolute numbers are low. Compare failoverd with the baseline of the same size, which ran\n")
-	p("right after it.\n\n")
-
-	p("## Reproduce\n\n")
-	p("```sh\n")
-	p("bench/run.sh                                  # SIZES=\"1 10 100 1000\" DURATION=10s\n")
-	p("SIZES=\"%s\" DURATION=%s CONCURRENCY=%s REPEATS=%s PEERS=%s bench/run.sh\n", strings.Join(sizes, " "), duration, concurrency, repeats, peers)
-	p("```\n\n")
-	p("For each fleet size N, `bench/run.sh` builds `bin/failoverd`, `bin/storm` and `bin/baseline`, writes\n")
-	p("a config with N validators (`val-1`…`val-N`, ethereum/hoodi, site basement; `engine.confirmFor: 0s`,\n")
-	p("instant simulated cloud, caps above N, `engine.workers: 4` as by default), starts failoverd with a\n")
-	p("fresh data dir, waits for `/readyz` and runs:\n\n")
-	p("```sh\n")
-	p("bin/storm --target http://127.0.0.1:PORT/webhook/alertmanager --token … --validators N \\\n")
-	p("  --peers %s --repeats %s --concurrency %s --duration %s --pid FAILOVERD_PID \\\n", peers, repeats, concurrency, duration)
-	p("  --api http://127.0.0.1:PORT --api-token … --metrics http://127.0.0.1:PORT/metrics --hold-resolve\n")
-	p("```\n\n")
-	p("then the same storm (without `--api`/`--metrics`) against `bin/baseline`. The storm: one\n")
-	p("alert group per validator; per validator and phase the first delivery is new and the other\n")
-	p("peers×repeats−1 = %s are exact duplicates (the second HA peer, repeat re-sends, retries),\n", mulMinus1(peers, repeats))
-	p("shuffled across validators with a seeded RNG. Halfway through (`--hold-resolve`: once failoverd\n")
-	p("reports a standby per validator, at the latest at 90%% of the run) every alert resolves — a\n")
-	p("second new observation per validator — followed by its duplicates. When a phase's schedule is\n")
-	p("exhausted its duplicate tail is replayed until the duration is up. Payloads are built before\n")
-	p("timing; the client keeps %s connections alive. Latency is the time to the full reply (the\n", concurrency)
-	p("ack), over every request.\n\n")
-
-	p("## Results\n\n")
-	for _, n := range sizes {
-		f, ferr := load(filepath.Join(dir, "failoverd-"+n+".json"))
-		b, berr := load(filepath.Join(dir, "baseline-"+n+".json"))
-		p("### %s validator%s\n\n", n, plural(n))
-		if ferr != nil || berr != nil {
-			p("No results (%v %v).\n\n", ferr, berr)
-			continue
+func run(o bench.ReportOptions, sizes, notes string) error {
+	for _, s := range strings.Fields(sizes) {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return fmt.Errorf("--sizes: %q is not a fleet size", s)
 		}
-		ratio := 0.0
-		if b.RequestsPerSec > 0 {
-			ratio = f.RequestsPerSec / b.RequestsPerSec
-		}
-		p("| | failoverd | baseline |\n|---|---:|---:|\n")
-		p("| requests (%.1fs) | %d | %d |\n", f.DurationSec, f.Requests, b.Requests)
-		p("| **req/s** | **%.0f** | **%.0f** |\n", f.RequestsPerSec, b.RequestsPerSec)
-		p("| **ratio failoverd / baseline** | **%.2f** | |\n", ratio)
-		p("| ack latency p50 | %.2f ms | %.2f ms |\n", f.Latency.P50Ms, b.Latency.P50Ms)
-		p("| ack latency p90 | %.2f ms | %.2f ms |\n", f.Latency.P90Ms, b.Latency.P90Ms)
-		p("| ack latency p99 | %.2f ms | %.2f ms |\n", f.Latency.P99Ms, b.Latency.P99Ms)
-		p("| ack latency max | %.2f ms | %.2f ms |\n", f.Latency.MaxMs, b.Latency.MaxMs)
-		p("| status codes | %s | %s |\n", codes(f), codes(b))
-		p("| peak RSS (mean; VmHWM) | %s | %s |\n", rss(f), rss(b))
-		p("| server CPU per request | %.0f µs | %.0f µs |\n", f.CPU.ReceiverUsPerReq, b.CPU.ReceiverUsPerReq)
-		p("| CPU: server / generator / other processes | %s | %s |\n", cpu(f), cpu(b))
-		p("| load average start → end | %s → %s | %s → %s |\n", f.CPU.LoadAvgStart, f.CPU.LoadAvgEnd, b.CPU.LoadAvgStart, b.CPU.LoadAvgEnd)
-		p("| new observations stored (replies' `new`) | %d of %d expected | — |\n", f.New, f.ExpectedNew)
-		p("| duplicates acknowledged (replies' `duplicates`) | %d | — |\n", f.Duplicates)
-		if f.ResolvedAtSec > 0 {
-			p("| resolve sent at | %.1fs | %.1fs |\n", f.ResolvedAtSec, b.ResolvedAtSec)
-		} else {
-			p("| resolve sent at | never | %.1fs |\n", b.ResolvedAtSec)
-		}
-		p("| **duplicate incidents** (must be 0) | **%s** | — |\n", dupIncidents(f))
-		p("| validators without an incident | %s | — |\n", missing(f))
-		p("| **sim standbys created** (must be %s) | **%s** | — |\n", n, standbys(f))
-		if f.FirstError != "" {
-			p("| first error | %s | |\n", strings.ReplaceAll(f.FirstError, "|", "/"))
-		}
-		if f.Errors > 0 || b.Errors > 0 {
-			p("| transport errors | %d | %d |\n", f.Errors, b.Errors)
-		}
-		p("\n")
+		o.Sizes = append(o.Sizes, n)
 	}
-
-	p("## Summary\n\n")
-	p("| validators | failoverd req/s | baseline req/s | ratio | p50 f / b (ms) | p99 f / b (ms) | peak RSS failoverd | new stored | duplicate incidents | standbys created | other processes' CPU |\n")
-	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, n := range sizes {
-		f, ferr := load(filepath.Join(dir, "failoverd-"+n+".json"))
-		b, berr := load(filepath.Join(dir, "baseline-"+n+".json"))
-		if ferr != nil || berr != nil {
-			continue
-		}
-		ratio := 0.0
-		if b.RequestsPerSec > 0 {
-			ratio = f.RequestsPerSec / b.RequestsPerSec
-		}
-		peak := "—"
-		if f.RSS != nil {
-			peak = fmt.Sprintf("%.1f MiB", f.RSS.PeakMiB)
-		}
-		p("| %s | %.0f | %.0f | %.2f | %.2f / %.2f | %.1f / %.1f | %s | %d / %d | %s | %s / %s | %.0f%% / %.0f%% |\n",
-			n, f.RequestsPerSec, b.RequestsPerSec, ratio, f.Latency.P50Ms, b.Latency.P50Ms, f.Latency.P99Ms, b.Latency.P99Ms,
-			peak, f.New, f.ExpectedNew, dupIncidents(f), standbys(f), n, otherPct(f), otherPct(b))
+	if notes == "" {
+		notes = filepath.Join(o.Results, "..", "analysis.md")
 	}
-	p("\n\"other processes' CPU\": share of the machine's CPU time (all cores) used by neither the server nor\n")
-	p("the generator during the failoverd / baseline run.\n\n")
-
-	if profileSize != "" {
-		p("## Profile (%s validators, the real handler in-process)\n\n", profileSize)
-		p("failoverd exposes no pprof, so `bench/inproc` wires the same store, simulated cloud, engine,\n")
-		p("mapper and `httpapi.NewHandler` as `cmd/failoverd/serve.go`, and profiles while the same storm\n")
-		p("runs against it. Cumulative share of the server's CPU samples (`go tool pprof -top -cum`):\n\n")
-		writeProfile(w, filepath.Join(dir, "profile-cpu.txt"), cpuFuncs)
-		p("\nWhere goroutines waited (blocking profile, cumulative seconds summed over goroutines):\n\n")
-		writeProfile(w, filepath.Join(dir, "profile-block.txt"), blockFuncs)
-		p("\nThe full outputs are in `bench/results/profile-*.txt`.\n\n")
+	if b, err := os.ReadFile(notes); err == nil {
+		o.Notes = string(b)
+	} else if !os.IsNotExist(err) {
+		return err
 	}
-	if notes, err := os.ReadFile(filepath.Join(dir, "..", "analysis.md")); err == nil {
-		p("%s\n", strings.TrimSpace(string(notes)))
-	}
-	return nil
-}
-
-var cpuFuncs = []struct{ fn, what string }{
-	{"net/http.(*conn).serve", "all HTTP serving (webhook, /metrics, API)"},
-	{"failover/httpapi.(*handler).webhook", "the webhook handler"},
-	{"failover/alertmanager.Decode", "  decoding the payload (what the baseline does)"},
-	{"failover.(*Engine).Observe", "  Observe: read the validator record, compare, write if new"},
-	{"failover/store/bolt.(*Store).GetValidator", "    bolt GetValidator (a read transaction + JSON decode of the record)"},
-	{"httpapi.writeJSON", "  encoding the reply (indented JSON)"},
-	{"net/http.(*response).finishRequest", "  flushing the reply to the socket"},
-	{"failover.(*Engine).work", "the reconcile workers (engine)"},
-	{"failover.(*Engine).admit", "  admit: ListIncidents(open) under capMu on every provision attempt"},
-	{"failover/store/bolt.(*Store).ListIncidents", "  bolt ListIncidents (all callers)"},
-	{"cloud/sim.(*Cloud).save", "  simulated cloud rewriting its whole state file on every change"},
-	{"go.etcd.io/bbolt.(*batch).run", "bbolt write batches (commit + fsync)"},
-	{"runtime.gcBgMarkWorker", "garbage collector"},
-}
-
-var blockFuncs = []struct{ fn, what string }{
-	{"failover/httpapi.(*handler).webhook", "webhook handlers, in total"},
-	{"failover/store/bolt.(*Store).PutValidator", "  waiting for a PutValidator (db.Batch: batch delay + commit + fsync, behind other writers)"},
-	{"failover.(*Engine).work", "reconcile workers, in total"},
-	{"go.etcd.io/bbolt.(*DB).beginRWTx", "waiting for bbolt's single writer lock"},
-	{"failover/store/bolt.(*Store).PutIncident", "  engine waiting for PutIncident"},
-}
-
-func writeProfile(w io.Writer, path string, funcs []struct{ fn, what string }) {
-	f, err := os.Open(path)
-	if err != nil {
-		fmt.Fprintf(w, "(no profile: %v)\n", err)
-		return
-	}
-	defer f.Close()
-	type row struct{ cum, pct string }
-	rows := map[string]row{}
-	header := ""
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<16), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "Duration:") || strings.HasPrefix(line, "Showing nodes") {
-			header += strings.TrimSpace(line) + "; "
-		}
-		fs := strings.Fields(line)
-		if len(fs) < 6 {
-			continue
-		}
-		name := strings.Join(fs[5:], " ")
-		for _, fn := range funcs {
-			if _, seen := rows[fn.fn]; !seen && strings.Contains(name, fn.fn) && !strings.Contains(name, fn.fn+".func") &&
-				(strings.HasSuffix(name, fn.fn) || strings.HasSuffix(name, fn.fn+" (inline)")) {
-				rows[fn.fn] = row{fs[3], fs[4]}
-			}
-		}
-	}
-	fmt.Fprintf(w, "`%s`\n\n", strings.TrimSuffix(header, "; "))
-	fmt.Fprintf(w, "| where | cum | cum %% |\n|---|---:|---:|\n")
-	for _, fn := range funcs {
-		r, ok := rows[fn.fn]
-		if !ok {
-			r = row{"—", "—"}
-		}
-		what := strings.TrimLeft(fn.what, " ")
-		indent := strings.Repeat("&nbsp;&nbsp;", (len(fn.what)-len(what))/2)
-		fmt.Fprintf(w, "| %s%s (`%s`) | %s | %s |\n", indent, what, fn.fn, r.cum, r.pct)
-	}
-}
-
-func plural(n string) string {
-	if n == "1" {
-		return ""
-	}
-	return "s"
-}
-
-func mulMinus1(a, b string) string {
-	x, _ := strconv.Atoi(a)
-	y, _ := strconv.Atoi(b)
-	return strconv.Itoa(x*y - 1)
-}
-
-func codes(r *result) string {
-	var parts []string
-	for _, c := range []string{"200", "400", "401", "413", "500", "503"} {
-		if n := r.Status[c]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%s×%d", c, n))
-		}
-	}
-	for c, n := range r.Status {
-		switch c {
-		case "200", "400", "401", "413", "500", "503":
-		default:
-			parts = append(parts, fmt.Sprintf("%s×%d", c, n))
-		}
-	}
-	return strings.Join(parts, " ")
-}
-
-func rss(r *result) string {
-	if r.RSS == nil {
-		return "—"
-	}
-	return fmt.Sprintf("%.1f MiB (%.1f; %.1f)", r.RSS.PeakMiB, r.RSS.MeanMiB, r.RSS.VmHWMMiB)
-}
-
-func cpu(r *result) string {
-	return fmt.Sprintf("%.1fs / %.1fs / %.1fs", r.CPU.ReceiverSec, r.CPU.GeneratorSec, r.CPU.OtherSec)
-}
-
-func otherPct(r *result) float64 {
-	total := float64(r.CPU.Cores) * r.DurationSec
-	if total <= 0 {
-		return 0
-	}
-	return 100 * r.CPU.OtherSec / total
-}
-
-func dupIncidents(r *result) string {
-	if r.Incidents == nil {
-		return "not counted"
-	}
-	if r.Incidents.Error != "" {
-		return "error: " + r.Incidents.Error
-	}
-	return strconv.Itoa(r.Incidents.DuplicateIncidents)
-}
-
-func missing(r *result) string {
-	if r.Incidents == nil || r.Incidents.Error != "" {
-		return "—"
-	}
-	return fmt.Sprintf("%d (%d incidents in all)", r.Incidents.Missing, r.Incidents.Total)
-}
-
-func standbys(r *result) string {
-	if r.Standbys == nil {
-		return "not read"
-	}
-	return strconv.FormatFloat(*r.Standbys, 'f', 0, 64)
-}
-
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "?"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "?"
-}
-
-func memTotal() string {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return "?"
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			f := strings.Fields(rest)
-			if kb, err := strconv.ParseFloat(f[0], 64); err == nil {
-				return fmt.Sprintf("%.1f GiB", kb/1024/1024)
-			}
-		}
-	}
-	return "?"
-}
-
-func goVersion() string {
-	out, err := exec.Command("go", "version").Output()
-	if err != nil {
-		return runtime.Version()
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func firstLine(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "?"
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	return line
+	return bench.WriteReport(os.Stdout, o)
 }
