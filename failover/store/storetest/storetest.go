@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -351,6 +352,10 @@ func (k kind[T]) testConcurrentIncrements(t *testing.T, s failover.Store) {
 				return err
 			}
 			k.incr(&cur)
+			// Give the other workers the read-modify-write window a real
+			// store has between its round trips; without it a busy machine
+			// can run the workers one after another and hide lost updates.
+			runtime.Gosched()
 			err = k.put(t.Context(), s, &cur)
 			if errors.Is(err, failover.ErrConflict) {
 				continue
