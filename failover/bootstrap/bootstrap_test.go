@@ -831,6 +831,16 @@ func TestValidation(t *testing.T) {
 		{"no key", func(in *bootstrap.Input) { in.Agent.KeyPEM = nil }, "Agent.KeyPEM is required"},
 		{"key is a cert", func(in *bootstrap.Input) { in.Agent.KeyPEM = in.Agent.CertPEM }, "Agent.KeyPEM: want one PEM block"},
 		{"cert garbage", func(in *bootstrap.Input) { in.Agent.CertPEM = []byte("hello") }, "Agent.CertPEM: want one PEM block"},
+		{"fee recipient", func(in *bootstrap.Input) { in.FeeRecipient = "0x1234" }, "FeeRecipient \"0x1234\": want 0x and 40 hex digits"},
+		{"fee recipient injection", func(in *bootstrap.Input) { in.FeeRecipient = feeRecipient + " --http-address 0.0.0.0" }, "FeeRecipient"},
+		{"old lighthouse", func(in *bootstrap.Input) { in.Consensus.Version = "v5.3.0" }, "needs lighthouse v7.0.0 or later"},
+		{"bad approver", func(in *bootstrap.Input) { in.Approval.AllowedSigners = []string{"alice ssh-ed25519 nope"} }, "Approval.AllowedSigners"},
+		{"approver with a heredoc end", func(in *bootstrap.Input) {
+			in.Approval.AllowedSigners = append(in.Approval.AllowedSigners, "# FAILOVERD_EOF")
+		}, "must not contain FAILOVERD_EOF"},
+		{"threshold above approvers", func(in *bootstrap.Input) { in.Approval.Threshold = 3 }, "Approval.Threshold 3: between 1 and the 2 approvers"},
+		{"negative threshold", func(in *bootstrap.Input) { in.Approval.Threshold = -1 }, "Approval.Threshold -1"},
+		{"too few silent epochs", func(in *bootstrap.Input) { in.Approval.SilentEpochs = 2 }, "Approval.SilentEpochs 2: at least 3"},
 		{"two blocks", func(in *bootstrap.Input) {
 			in.Agent.CACertPEM = append(append([]byte{}, in.Agent.CACertPEM...), in.Agent.CertPEM...)
 		}, "Agent.CACertPEM"},
@@ -849,6 +859,19 @@ func TestValidation(t *testing.T) {
 	in.CheckpointSyncURL = "https://example.com"
 	if _, err := bootstrap.RenderFor(in, "gcp"); err == nil || !strings.Contains(err.Error(), "CheckpointSyncURL: berachain") {
 		t.Errorf("berachain checkpoint URL: %v", err)
+	}
+	// A lighthouse of a newer major, an image of its own, or a tag that is
+	// not a version: rendered (the version check only knows version tags).
+	for _, mutate := range []func(*bootstrap.Input){
+		func(in *bootstrap.Input) { in.Consensus.Version = "v10.0.0" },
+		func(in *bootstrap.Input) { in.Consensus.Version, in.Consensus.Image = "v5.3.0", "sigp/lighthouse:v8.0.1" },
+		func(in *bootstrap.Input) { in.Consensus.Version = "latest-modern" },
+	} {
+		in := input(t, "ethereum", "mainnet")
+		mutate(&in)
+		if _, err := bootstrap.RenderFor(in, "gcp"); err != nil {
+			t.Errorf("%+v: %v", in.Consensus, err)
+		}
 	}
 	if _, err := bootstrap.RenderFor(input(t, "ethereum", "mainnet"), "azure"); err == nil || !strings.Contains(err.Error(), "azure") {
 		t.Errorf("unknown provider: %v", err)

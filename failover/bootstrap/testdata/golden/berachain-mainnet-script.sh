@@ -275,9 +275,10 @@ refuse() {
 builder() {
   sed -i "/^\[beacon-kit.payload-builder\]/,/^\[/s|^enabled = .*|enabled = $1|" "$home/config/app.toml"
 }
-# swap SRC DST: DST becomes a 0600 copy of SRC in one rename.
+# swap SRC DST: DST becomes a 0600 copy of SRC in one rename (-T: never
+# into a directory that happens to be in the way).
 swap() {
-  install -m 0600 "$1" "$2.new"
+  install -T -m 0600 "$1" "$2.new"
   mv -f "$2.new" "$2"
 }
 
@@ -308,7 +309,10 @@ if [ -e "$stage/remove-requested" ]; then
 fi
 
 [ -e "$stage/install-requested" ] || exit 0
-gen=$(generation "$stage/install-requested") || refuse "install-requested holds no generation"
+if ! gen=$(generation "$stage/install-requested"); then
+  gen=unknown
+  refuse "install-requested holds no generation"
+fi
 owner=$(generation "$control/validator-start") || refuse "this standby does not own the signing right (no $control/validator-start)"
 [ "$owner" = "$gen" ] || refuse "this standby owns generation $owner, not $gen"
 for f in priv_validator_key.json priv_validator_state.json; do
