@@ -114,6 +114,9 @@ func cmMigrateAndFailBack(t *testing.T, bin string) {
 	if out, err := r.approve("--approval", file).wait(t); err == nil || !strings.Contains(out, "already used") {
 		t.Fatalf("M1: the approval whose nonce was spent before the crash was not refused as replayed: %v", err)
 	}
+	if !r.audited(a.Nonce, "refused") {
+		t.Fatal("M1: the replay's refusal is not in the audit log")
+	}
 
 	// M4: a new approval; failoverd dies while the keys are on their way.
 	r.vc.arm(cmIsImport)
@@ -213,6 +216,11 @@ func cmIntentBeforeSwap(t *testing.T, bin string) {
 	r.restart()
 	r.waitOwner(r.standby, 1) // the reconciler finishes the recorded swap
 	r.check("M2 swap finished by the reconciler")
+	if m := r.lastMove(); !r.audited(m.Nonce, "accepted") {
+		t.Errorf("M2: the signing right moved (generation %d) on alice's approval (nonce %s), but the audit log never "+
+			"recorded it as accepted: Engine.Approve appends the accepted record only after its own swap, and the "+
+			"reconciler that finished the swap after the crash appends none", m.Generation, m.Nonce)
+	}
 	if out, err := r.approve().wait(t); err == nil || !strings.Contains(out, "is migrating") {
 		t.Fatalf("M2: a second approval while migrating was not refused: %v", err)
 	}
@@ -270,8 +278,12 @@ func cmAnswerLost(t *testing.T, bin string) {
 	r.kill("M3")
 	close(killed)
 	r.relay.set(nil, nil)
-	if _, err := move.wait(t); err == nil {
+	if out, err := move.wait(t); err == nil {
 		t.Fatal("M3: the CLI reports success without the grant")
+	} else if strings.Contains(out, "failoverd: refused:") {
+		t.Errorf("M3: failoverd accepted the approval and moved the signing right to %s, but approve-migration, which lost "+
+			"the answer, tells the approver it was refused (and to import the keys back at home if they give up): a "+
+			"transport error must say the outcome is unknown and to check failoverd incidents show %s first", r.standby, cmIncident)
 	}
 	r.restart()
 	r.stopsForAPerson("M3")
@@ -444,22 +456,29 @@ func (p *cmProxy) serve(w http.ResponseWriter, r *http.Request) {
 	out.Header = r.Header.Clone()
 	resp, err := http.DefaultClient.Do(out)
 	if err != nil {
-		http.Error(w, "relay: "+err.Error(), http.StatusBadGateway)
+		cmHangUp(w)
 		return
 	}
 	rb, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if err != nil {
-		http.Error(w, "relay: "+err.Error(), http.StatusBadGateway)
-		return
-	}
-	if onAnswer != nil && !onAnswer(r, resp.StatusCode) {
-		http.Error(w, "relay: the answer was lost", http.StatusBadGateway)
+	if err != nil || onAnswer != nil && !onAnswer(r, resp.StatusCode) {
+		cmHangUp(w)
 		return
 	}
 	maps.Copy(w.Header(), resp.Header)
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(rb)
+}
+
+// cmHangUp closes the sender's connection without an answer, as a process
+// that dies mid-request does.
+func cmHangUp(w http.ResponseWriter) {
+	c, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "relay: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	c.Close()
 }
 
 // cmAlertmanager receives failoverd's own pages.
@@ -832,6 +851,26 @@ func (r *cmRig) waitAgent(gen int64, phase string) {
 	})
 }
 
+// audited reports whether failoverd's audit log holds a record of the
+// approval with nonce and outcome.
+func (r *cmRig) audited(nonce, outcome string) bool {
+	r.t.Helper()
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(r.d.cfg), "data", "audit.log"))
+	if err != nil && !os.IsNotExist(err) {
+		r.t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		var rec failover.AuditRecord
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			r.t.Fatalf("audit log line %q: %v", line, err)
+		}
+		if rec.Nonce == nonce && rec.Outcome == outcome {
+			return true
+		}
+	}
+	return false
+}
+
 // standbyCalls counts the requests with method that reached the standby's
 // validator client's keystores route.
 func (r *cmRig) standbyCalls(method string) int {
@@ -943,5 +982,11 @@ func (r *cmRig) checkClosed(point, lifecycle string, standbyHadKey bool) {
 	}
 	if n := r.standbyCalls(http.MethodPost); standbyHadKey != (n == 1) {
 		r.t.Fatalf("%s: %d imports reached the standby", point, n)
+	}
+	for _, m := range inc.Migrations {
+		if !r.audited(m.Nonce, "accepted") {
+			r.t.Errorf("%s: the %s to generation %d was carried out but the audit log has no accepted record of its approval (nonce %s)",
+				point, m.Action, m.Generation, m.Nonce)
+		}
 	}
 }
