@@ -440,7 +440,8 @@ var (
 	awsDiskRE = regexp.MustCompile(`^/dev/(sd|xvd)([b-z])$`)
 	urlRE     = regexp.MustCompile(`^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$`)
 	argRE     = regexp.MustCompile(`^[ -!#-&(-\[\]-~]+$`) // printable ASCII without " ' \
-	// Flags that would give a standby keys or a signer. A standby is keyless.
+	// Flags that would give the execution client or the beacon node keys or
+	// a signer: the only signer is the gated one the bootstrap sets up.
 	forbiddenArg = regexp.MustCompile(`(?i)keystore|validators?[-_]dir|secrets[-_]dir|priv_validator|slashing|--validators?\b|--fee-recipient`)
 )
 
@@ -571,7 +572,7 @@ func checkClient(add func(string, ...any), field, chain, layer string, c *Client
 		case !argRE.MatchString(a) || strings.TrimSpace(a) == ";":
 			add("%s.ExtraArgs[%d] %q: printable ASCII without quotes or backslashes", field, i, a)
 		case forbiddenArg.MatchString(a):
-			add("%s.ExtraArgs[%d] %q: a standby runs no validator and holds no keys", field, i, a)
+			add("%s.ExtraArgs[%d] %q: keys and validator flags have no place here; the standby's only signer starts empty, through its gate", field, i, a)
 		}
 	}
 	return image, spec.entrypoint

@@ -819,8 +819,8 @@ func TestValidation(t *testing.T) {
 		{"no version", func(in *bootstrap.Input) { in.Consensus.Version = "" }, "Consensus.Version is required"},
 		{"bad version", func(in *bootstrap.Input) { in.Execution.Version = "v1; rm -rf /" }, "Execution.Version"},
 		{"bad image", func(in *bootstrap.Input) { in.Execution.Image = "Docker.io/Geth:1 x" }, "Execution.Image"},
-		{"validator flag", func(in *bootstrap.Input) { in.Consensus.ExtraArgs = []string{"--validators-dir=/x"} }, "no validator and holds no keys"},
-		{"keystore flag", func(in *bootstrap.Input) { in.Execution.ExtraArgs = []string{"--keystore", "/k"} }, "no validator and holds no keys"},
+		{"validator flag", func(in *bootstrap.Input) { in.Consensus.ExtraArgs = []string{"--validators-dir=/x"} }, "keys and validator flags have no place here"},
+		{"keystore flag", func(in *bootstrap.Input) { in.Execution.ExtraArgs = []string{"--keystore", "/k"} }, "keys and validator flags have no place here"},
 		{"quote in arg", func(in *bootstrap.Input) { in.Execution.ExtraArgs = []string{`--x="y"`} }, "printable ASCII"},
 		{"newline in arg", func(in *bootstrap.Input) { in.Execution.ExtraArgs = []string{"--x\nExecStartPre=/bin/sh"} }, "printable ASCII"},
 		{"checkpoint url", func(in *bootstrap.Input) { in.CheckpointSyncURL = "ftp://x" }, "CheckpointSyncURL"},
@@ -864,7 +864,9 @@ func TestValidation(t *testing.T) {
 	// not a version: rendered (the version check only knows version tags).
 	for _, mutate := range []func(*bootstrap.Input){
 		func(in *bootstrap.Input) { in.Consensus.Version = "v10.0.0" },
-		func(in *bootstrap.Input) { in.Consensus.Version, in.Consensus.Image = "v5.3.0", "sigp/lighthouse:v8.0.1" },
+		func(in *bootstrap.Input) {
+			in.Consensus.Version, in.Consensus.Image = "v5.3.0", "sigp/lighthouse:v8.0.1"
+		},
 		func(in *bootstrap.Input) { in.Consensus.Version = "latest-modern" },
 	} {
 		in := input(t, "ethereum", "mainnet")

@@ -566,3 +566,48 @@ func TestDoubleSignCheckHeight(t *testing.T) {
 		t.Error("the throwaway-key path keeps a restored disk's validator-key marker")
 	}
 }
+
+// TestSystemdUnits: systemd itself reads every unit the bootstrap installs
+// without a warning (an unknown key or a bad value is only a warning to
+// systemd, and a gate systemd ignored would be no gate). It runs against a
+// scratch root holding the units, stand-ins for the commands they run and
+// stubs of the targets they name.
+func TestSystemdUnits(t *testing.T) {
+	sa := tool(t, "systemd-analyze", "systemd")
+	if help, _ := exec.Command(sa, "--help").CombinedOutput(); !strings.Contains(string(help), "--root") {
+		t.Skip("this systemd-analyze has no --root")
+	}
+	for _, c := range combos() {
+		t.Run(c.name(), func(t *testing.T) {
+			root := t.TempDir()
+			unitDir := root + "/etc/systemd/system"
+			var units []string
+			for path, f := range files(t, render(t, c)) {
+				if strings.HasPrefix(path, "/etc/systemd/system/") {
+					write(t, root+path, f.Content)
+					units = append(units, filepath.Base(path))
+				}
+			}
+			for _, cmd := range []string{"/usr/bin/docker", "/usr/bin/touch", "/bin/systemctl", "/bin/sync", bootstrap.GatePath, bootstrap.CometBFTKeyScript} {
+				write(t, root+cmd, "#!/bin/sh\n")
+				if err := os.Chmod(root+cmd, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write(t, unitDir+"/docker.service", "[Unit]\nDescription=stub\n[Service]\nExecStart=/usr/bin/docker\n")
+			for _, stub := range []string{"sysinit.target", "basic.target", "network-online.target", "multi-user.target",
+				"shutdown.target", "paths.target", "sockets.target", "timers.target", "local-fs.target", "-.slice", "system.slice"} {
+				write(t, unitDir+"/"+stub, "[Unit]\nDescription=stub\n")
+			}
+			cmd := exec.Command(sa, append([]string{"verify", "--root=" + root}, units...)...)
+			cmd.Dir = unitDir
+			out, err := cmd.CombinedOutput()
+			if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+				t.Errorf("systemd-analyze verify %v: %v\n%s", units, err, out)
+			}
+			if len(units) < 6 {
+				t.Errorf("only %d units", len(units))
+			}
+		})
+	}
+}
