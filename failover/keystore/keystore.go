@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -51,13 +52,12 @@ func Parse(b []byte) (Keystore, error) {
 	if len(b) > MaxSize {
 		return Keystore{}, fmt.Errorf("keystore: %d bytes, more than %d", len(b), MaxSize)
 	}
-	var w wire
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&w); err != nil {
-		return Keystore{}, fmt.Errorf("keystore: not JSON: %w", err)
+	if err := checkUnambiguous(b); err != nil {
+		return Keystore{}, err
 	}
-	if dec.More() {
-		return Keystore{}, errors.New("keystore: trailing data after the JSON object")
+	var w wire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return Keystore{}, fmt.Errorf("keystore: not JSON: %w", err)
 	}
 	switch {
 	case w.Version == nil:
@@ -88,6 +88,78 @@ func Parse(b []byte) (Keystore, error) {
 		k.Path = *w.Path
 	}
 	return k, nil
+}
+
+// maxDepth bounds nesting; a keystore is four levels deep.
+const maxDepth = 32
+
+// memberNames are the EIP-2335 members, each to be written exactly so.
+var memberNames = []string{"crypto", "kdf", "checksum", "cipher", "function", "params", "message", "description", "pubkey", "path", "uuid", "version"}
+
+// checkUnambiguous refuses a document a validator client could read
+// differently from encoding/json: anything after the JSON value; a member
+// named twice in one object (encoding/json keeps the last, other readers
+// the first, or refuse), also in another letter case (encoding/json folds
+// case); or an EIP-2335 member spelled in another case (encoding/json reads
+// it, a strict reader does not). Otherwise the agent could check one pubkey
+// against the grant while the validator client imports another.
+func checkUnambiguous(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := walk(dec, 0); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("keystore: trailing data after the JSON object")
+	}
+	return nil
+}
+
+func walk(dec *json.Decoder, depth int) error {
+	if depth > maxDepth {
+		return fmt.Errorf("keystore: nested more than %d levels deep", maxDepth)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("keystore: not JSON: %w", err)
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return fmt.Errorf("keystore: not JSON: %w", err)
+			}
+			name, _ := tok.(string)
+			// Upper then lower case joins what strings.EqualFold (and
+			// encoding/json's field matching) joins, such as ſ and s.
+			folded := strings.ToLower(strings.ToUpper(name))
+			if seen[folded] {
+				return fmt.Errorf("keystore: member %q appears more than once in one object", short(name))
+			}
+			for _, exact := range memberNames {
+				if folded == exact && name != exact {
+					return fmt.Errorf("keystore: member %q must be written %q", short(name), exact)
+				}
+			}
+			seen[folded] = true
+			if err := walk(dec, depth+1); err != nil {
+				return err
+			}
+		}
+	case json.Delim('['):
+		for dec.More() {
+			if err := walk(dec, depth+1); err != nil {
+				return err
+			}
+		}
+	default:
+		return nil
+	}
+	if _, err := dec.Token(); err != nil { // the closing } or ]
+		return fmt.Errorf("keystore: not JSON: %w", err)
+	}
+	return nil
 }
 
 func normalizePubkey(s string) (string, error) {
