@@ -199,7 +199,12 @@ func cmIntentBeforeSwap(t *testing.T, bin string) {
 	normal := r.d.env
 	r.d.kill()
 	r.d.env = append(slices.Clone(normal), "FAILOVERD_ENGINE_POLL_INTERVAL=1h", "FAILOVERD_ENGINE_RESYNC_INTERVAL=1h")
+	restarted := time.Now()
 	r.restart()
+	waitFor(t, "the reconciler's pass after the restart", 20*time.Second, func() (bool, string) {
+		inc := r.incident()
+		return inc.Standby.Sync != nil && inc.Standby.Sync.CheckedAt.After(restarted), "not yet"
+	})
 	r.am.hold.arm(func(_, _, body string) bool { return strings.Contains(body, "migration approved") })
 	move := r.approve()
 	r.am.hold.wait(t, "the page of the migrating transition")
