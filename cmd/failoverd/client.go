@@ -34,14 +34,19 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 30*time.Second, "how long to wait for the daemon")
 }
 
+// serverAddr is --server, else FAILOVERD_SERVER, else the default.
+func (f *clientFlags) serverAddr(e *env) string {
+	if f.server != "" {
+		return f.server
+	}
+	if s := e.getenv("FAILOVERD_SERVER"); s != "" {
+		return s
+	}
+	return defaultServer
+}
+
 func (f *clientFlags) client(e *env) (*httpapi.Client, error) {
-	server := f.server
-	if server == "" {
-		server = e.getenv("FAILOVERD_SERVER")
-	}
-	if server == "" {
-		server = defaultServer
-	}
+	server := f.serverAddr(e)
 	token := e.getenv("FAILOVERD_API_TOKEN")
 	if f.tokenFile != "" {
 		b, err := os.ReadFile(f.tokenFile)

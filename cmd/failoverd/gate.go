@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -27,6 +28,9 @@ func newGateCmd(e *env) *cobra.Command {
 		as        string
 		standby   string
 		override  string
+		// The gate token only reads owners: what belongs next to a
+		// validator client, instead of the API token.
+		gateTokenFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "gate",
@@ -66,7 +70,7 @@ loudly. Remove it again as soon as failoverd is back.`,
 			if override == "" {
 				override = e.getenv("FAILOVERD_GATE_OVERRIDE")
 			}
-			c, err := cf.client(e)
+			c, err := gateClient(e, &cf, gateTokenFile)
 			if err != nil {
 				return err
 			}
@@ -94,8 +98,26 @@ loudly. Remove it again as soon as failoverd is back.`,
 	fl.StringVar(&validator, "validator", "", "the validator (fleet name)")
 	fl.StringVar(&as, "as", "home", "who asks: home or standby")
 	fl.StringVar(&standby, "standby", "", "with --as standby: this standby's name")
+	fl.StringVar(&gateTokenFile, "gate-token-file", "", "file holding the read-only gate token (default: env FAILOVERD_GATE_TOKEN, else the API token)")
 	fl.StringVar(&override, "override-unreachable", "", "open the gate when failoverd cannot be reached, giving the reason (logged; never overrides an answer)")
 	return cmd
+}
+
+// gateClient uses the read-only gate token when there is one (flag, then
+// FAILOVERD_GATE_TOKEN), else the API token as every other command does.
+func gateClient(e *env, cf *clientFlags, tokenFile string) (*httpapi.Client, error) {
+	token := strings.TrimSpace(e.getenv("FAILOVERD_GATE_TOKEN"))
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("read gate token: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token == "" {
+		return cf.client(e)
+	}
+	return httpapi.NewClient(cf.serverAddr(e), token, nil)
 }
 
 // isAnswer reports whether err is failoverd's own answer (as opposed to no

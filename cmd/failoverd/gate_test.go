@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"os"
+	"slices"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -61,6 +63,44 @@ func TestGateFailsClosed(t *testing.T) {
 			}
 			if !strings.Contains(all, c.want) {
 				t.Fatalf("output %q lacks %q", all, c.want)
+			}
+		})
+	}
+}
+
+// The gate sends the read-only gate token when it has one, and the API
+// token only when it has none.
+func TestGateToken(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer gate-x" {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"error":"missing or wrong API token"}`))
+			return
+		}
+		_ = json.NewEncoder(w).Encode(failover.Ownership{})
+	}))
+	defer srv.Close()
+	file := t.TempDir() + "/gate.token"
+	if err := os.WriteFile(file, []byte("gate-x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"gate", "--validator", "eth-1", "--as", "home", "--server", srv.URL, "--timeout", "3s"}
+	for _, c := range []struct {
+		name string
+		env  environ
+		args []string
+		open bool
+	}{
+		{"gate token from the environment", environ{"FAILOVERD_GATE_TOKEN": "gate-x", "FAILOVERD_API_TOKEN": "api-y"}, nil, true},
+		{"gate token from a file", environ{"FAILOVERD_API_TOKEN": "api-y"}, []string{"--gate-token-file", file}, true},
+		{"only the API token", environ{"FAILOVERD_API_TOKEN": "api-y"}, nil, false},
+		// A 401 is an answer: the override does not open the gate.
+		{"refused token with an override", environ{"FAILOVERD_GATE_TOKEN": "old"}, []string{"--override-unreachable", "x"}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := cli(t, context.Background(), c.env, append(slices.Clone(base), c.args...)...)
+			if (err == nil) != c.open {
+				t.Fatalf("open %v, want %v (%v)", err == nil, c.open, err)
 			}
 		})
 	}

@@ -127,6 +127,13 @@ func serve(ctx context.Context, e *env, f serveFlags, cmd *cobra.Command) error 
 	if err != nil {
 		return fmt.Errorf("API token: %w", err)
 	}
+	gateToken, err := readToken(e.getenv, "FAILOVERD_GATE_TOKEN", cfg.Auth.GateTokenFile)
+	if err != nil {
+		return fmt.Errorf("gate token: %w", err)
+	}
+	if gateToken != "" && (gateToken == apiToken || gateToken == webhookToken) {
+		return errors.New("the gate token must differ from the API and webhook tokens: it is handed to every validator client's gate and may only read owners")
+	}
 	if cfg.Auth.Disabled {
 		log.Warn("AUTHENTICATION IS DISABLED: anyone who can reach " + cfg.Listen +
 			" can post alerts and tear down incidents. Use this only for a demo on loopback.")
@@ -211,7 +218,7 @@ func serve(ctx context.Context, e *env, f serveFlags, cmd *cobra.Command) error 
 	}
 	handler, err := httpapi.NewHandler(httpapi.Options{
 		Observer: engine, TearDowner: engine, Migrator: engine, Store: store, Mapper: mapper,
-		WebhookToken: webhookToken, APIToken: apiToken, AuthDisabled: cfg.Auth.Disabled,
+		WebhookToken: webhookToken, APIToken: apiToken, GateToken: gateToken, AuthDisabled: cfg.Auth.Disabled,
 		MaxBodyBytes: cfg.Webhook.MaxBodyBytes, Gatherer: reg, Metrics: httpapi.NewMetrics(reg), Logger: log,
 		Ready: func() error {
 			if cfg.Store.Type == config.StoreKubernetes {

@@ -59,6 +59,10 @@ type Auth struct {
 	WebhookTokenFile string `mapstructure:"webhookTokenFile" json:"webhookTokenFile"`
 	// APITokenFile holds the token for /v1 (the CLI and people).
 	APITokenFile string `mapstructure:"apiTokenFile" json:"apiTokenFile"`
+	// GateTokenFile holds an optional read-only token that answers only
+	// GET /v1/owners/{validator}: what "failoverd gate" in front of a
+	// validator client needs, and nothing else.
+	GateTokenFile string `mapstructure:"gateTokenFile" json:"gateTokenFile,omitempty"`
 	// Disabled switches authentication off. Only for a loopback demo; serve
 	// logs a loud warning for as long as it runs.
 	Disabled bool `mapstructure:"disabled" json:"disabled"`

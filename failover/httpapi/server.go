@@ -44,6 +44,9 @@ type Options struct {
 	// unless AuthDisabled.
 	WebhookToken string
 	APIToken     string
+	// GateToken (optional) is accepted by GET /v1/owners/{validator} only,
+	// so a validator client's gate holds no token that can change anything.
+	GateToken string
 	AuthDisabled bool
 	// MaxBodyBytes bounds a webhook delivery.
 	MaxBodyBytes int64
@@ -97,17 +100,21 @@ func NewHandler(o Options) (http.Handler, error) {
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
 	r.Post("/webhook/alertmanager", h.webhook)
 	r.Route("/v1", func(r chi.Router) {
-		r.Use(h.requireToken(o.APIToken))
-		r.Get("/incidents", h.listIncidents)
-		r.Get("/incidents/{id}", h.getIncident)
-		r.Post("/incidents/{id}/teardown", h.teardown)
-		r.Get("/sites", h.listSites)
-		r.Get("/snapshot-runs", h.listSnapshotRuns)
+		r.Group(func(r chi.Router) {
+			r.Use(h.requireToken(o.APIToken))
+			r.Get("/incidents", h.listIncidents)
+			r.Get("/incidents/{id}", h.getIncident)
+			r.Post("/incidents/{id}/teardown", h.teardown)
+			r.Get("/sites", h.listSites)
+			r.Get("/snapshot-runs", h.listSnapshotRuns)
+			if o.Migrator != nil {
+				r.Get("/incidents/{id}/plan", h.plan)
+				r.Post("/incidents/{id}/approvals", h.approve)
+				r.Get("/owners", h.owners)
+			}
+		})
 		if o.Migrator != nil {
-			r.Get("/incidents/{id}/plan", h.plan)
-			r.Post("/incidents/{id}/approvals", h.approve)
-			r.Get("/owners", h.owners)
-			r.Get("/owners/{validator}", h.owner)
+			r.With(h.requireToken(o.APIToken, o.GateToken)).Get("/owners/{validator}", h.owner)
 		}
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -156,10 +163,20 @@ func authorized(r *http.Request, token string) bool {
 	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) == 1
 }
 
-func (h *handler) requireToken(token string) func(http.Handler) http.Handler {
+// requireToken accepts any of tokens; an empty one (a gate token that is
+// not configured) never matches, not even an empty bearer.
+func (h *handler) requireToken(tokens ...string) func(http.Handler) http.Handler {
+	ok := func(r *http.Request) bool {
+		for _, t := range tokens {
+			if t != "" && authorized(r, t) {
+				return true
+			}
+		}
+		return false
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !h.o.AuthDisabled && !authorized(r, token) {
+			if !h.o.AuthDisabled && !ok(r) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="failoverd"`)
 				writeError(w, http.StatusUnauthorized, "missing or wrong API token (Authorization: Bearer <token>; the CLI reads FAILOVERD_API_TOKEN)")
 				return
