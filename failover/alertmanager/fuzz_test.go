@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/failoverd/failoverd/failover"
@@ -70,6 +71,37 @@ func FuzzDecode(f *testing.F) {
 			if h.Site == "" || !h.At.Equal(now) {
 				t.Fatalf("bad heartbeat %+v", h)
 			}
+		}
+		// Every alert is accounted for exactly once: an observation (of
+		// that alert, in order), an ignore reason, or a heartbeat.
+		ignored := 0
+		for reason, n := range got.Ignored {
+			if n <= 0 {
+				t.Fatalf("ignored[%s] = %d", reason, n)
+			}
+			if reason != ReasonTruncated {
+				ignored += n
+			}
+		}
+		if (got.Ignored[ReasonTruncated] > 0) != (msg.TruncatedAlerts > 0) {
+			t.Fatalf("truncatedAlerts %d counted as %d", msg.TruncatedAlerts, got.Ignored[ReasonTruncated])
+		}
+		beats := len(msg.Alerts) - len(got.Observations) - ignored
+		if beats < 0 || (beats == 0) != (len(got.Heartbeats) == 0) || len(got.Heartbeats) > beats {
+			t.Fatalf("%d alerts gave %d observations, %d ignored and %d heartbeats", len(msg.Alerts), len(got.Observations), ignored, len(got.Heartbeats))
+		}
+		k := 0
+		for _, a := range msg.Alerts {
+			if k < len(got.Observations) && got.Observations[k].Fingerprint == a.Fingerprint && got.Observations[k].Status == a.Status {
+				k++
+			}
+		}
+		if k != len(got.Observations) {
+			t.Fatalf("observations %+v are not the alerts' own, in order", got.Observations)
+		}
+		// Mapping has no hidden state: the same delivery maps the same.
+		if again := m.Map(msg, now); !reflect.DeepEqual(again, got) {
+			t.Fatalf("the same delivery mapped twice differently:\n%+v\n%+v", got, again)
 		}
 	})
 }
