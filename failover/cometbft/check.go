@@ -29,6 +29,8 @@ const (
 	// beacond restart, so a signer that was merely restarting would have
 	// shown up again. It costs 150 small /commit requests.
 	DefaultBlocks = 150
+	// MaxBlocks bounds the requests one Check makes (over 5 hours of blocks).
+	MaxBlocks = 10_000
 	// MaxHeadAge: a node whose latest block is older than this (or this
 	// far in the future) is not following the chain, and its commits say
 	// nothing about now. Berachain makes a block every ~2 s.
@@ -106,8 +108,8 @@ func (r Report) NextHeight() int64 { return r.Height + 1 }
 // in the report. Anything that cannot be established is not silence.
 func Check(ctx context.Context, c *Client, who Identity, blocks int, now time.Time) (Report, error) {
 	r := Report{Source: c.String()}
-	if blocks < MinBlocks {
-		return r, fmt.Errorf("%w: %d blocks is less than the %d that prove anything", ErrInvalidArgument, blocks, MinBlocks)
+	if blocks < MinBlocks || blocks > MaxBlocks {
+		return r, fmt.Errorf("%w: %d blocks; want %d (proves anything) to %d", ErrInvalidArgument, blocks, MinBlocks, MaxBlocks)
 	}
 	want, err := who.addresses()
 	if err != nil {
@@ -172,8 +174,15 @@ func Check(ctx context.Context, c *Client, who Identity, blocks int, now time.Ti
 		}
 		if s, ok := cm.Vote(want); ok {
 			r.CheckedFrom, r.CheckedTo, r.LastSigned = h, st.LatestHeight, h
-			r.NotSilent = fmt.Sprintf("validator %s signed block %d (%s), %d blocks before the latest (%d) on %s: its signer is still running; fence it, then wait until %d blocks pass without its signature",
-				s.Address, h, s.Flag, st.LatestHeight-h, st.LatestHeight, st.Network, blocks)
+			ago := "the latest block"
+			switch d := st.LatestHeight - h; {
+			case d == 1:
+				ago = fmt.Sprintf("1 block before the latest (%d)", st.LatestHeight)
+			case d > 1:
+				ago = fmt.Sprintf("%d blocks before the latest (%d)", d, st.LatestHeight)
+			}
+			r.NotSilent = fmt.Sprintf("validator %s signed block %d (%s), %s on %s: its signer is still running; fence it, then wait until %d blocks pass without its signature",
+				s.Address, h, s.Flag, ago, st.Network, blocks)
 			return r, nil
 		}
 	}

@@ -144,7 +144,7 @@ func TestCheckWindow(t *testing.T) {
 	}
 	// Live: it signs the latest block.
 	ch2 := newChain(t)
-	if r := ch2.check(t, KeyIdentity(ch2.key), MinBlocks); r.Silent() || r.LastSigned != ch2.head {
+	if r := ch2.check(t, KeyIdentity(ch2.key), MinBlocks); r.Silent() || r.LastSigned != ch2.head || !strings.Contains(r.NotSilent, "signed block 1000 (commit), the latest block") {
 		t.Fatalf("signing validator: %+v", r)
 	}
 }
@@ -237,7 +237,8 @@ func TestCheckErrors(t *testing.T) {
 		is    error
 		want  string
 	}{
-		{"too few blocks", who, MinBlocks - 1, nil, ErrInvalidArgument, "less than"},
+		{"too few blocks", who, MinBlocks - 1, nil, ErrInvalidArgument, "9 blocks; want 10"},
+		{"too many blocks", who, MaxBlocks + 1, nil, ErrInvalidArgument, "10001 blocks"},
 		{"nobody", Identity{}, MinBlocks, nil, ErrInvalidArgument, "no public key or address"},
 		{"bad address", Identity{Addresses: []string{"xyz"}}, MinBlocks, nil, ErrInvalidArgument, "not 20 bytes"},
 		{"bad pubkey", Identity{Pubkey: "0x1234"}, MinBlocks, nil, ErrInvalidArgument, "public key"},

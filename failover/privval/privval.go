@@ -121,6 +121,9 @@ func hold(b []byte) func() []byte {
 // older ones the 48-byte compressed one). The file's own address comes
 // first. Look for all of them in commit signatures.
 func (k Key) Addresses() []string {
+	if len(k.pubBytes) == 0 {
+		return nil
+	}
 	out := []string{k.Address}
 	for _, a := range addressesOf(k.Type, k.pubBytes) {
 		if a != k.Address {
@@ -132,8 +135,9 @@ func (k Key) Addresses() []string {
 
 // File is priv_validator_key.json as beacond reads it, rebuilt from what
 // was checked (so the standby loads exactly the key that was checked, with
-// the type names and public-key encoding the file had). It contains the
-// private key: write it with mode 0600 and nowhere else.
+// the type names and public-key encoding the file had: the standby must run
+// the beacond release the home node runs, which the bootstrap mirrors). It
+// contains the private key: write it with mode 0600 and nowhere else.
 func (k Key) File() []byte {
 	if k.priv == nil {
 		return nil

@@ -287,8 +287,8 @@ func TestNewKey(t *testing.T) {
 	if _, err := NewKey(Ed25519, make([]byte, 31)); err == nil {
 		t.Fatal("short Ed25519 seed accepted")
 	}
-	if (Key{}).File() != nil {
-		t.Fatal("the zero Key has a file")
+	if (Key{}).File() != nil || (Key{}).Addresses() != nil {
+		t.Fatal("the zero Key has a file or addresses")
 	}
 }
 
