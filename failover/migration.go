@@ -321,6 +321,12 @@ func (e *Engine) Plan(ctx context.Context, id string) (Plan, error) {
 			return Plan{}, err
 		}
 		p.Grant = &g
+		if m.Chain != nil {
+			// Where the chain stood at the approval: a CLI that lost the
+			// reply sets its watermark here.
+			p.Chain = &beacon.Report{Source: "recorded at the approval", GenesisValidatorsRoot: m.Chain.GenesisValidatorsRoot,
+				Epoch: m.Chain.Epoch, Slot: m.Chain.Slot}
+		}
 	}
 	return p, nil
 }
@@ -583,8 +589,14 @@ func (e *Engine) approve(ctx context.Context, req ApprovalRequest, spent *string
 	if err := e.transition(ctx, &inc, ev, why); err != nil {
 		return ApprovalReply{}, err
 	}
+	// Audited before the swap: a crash after it leaves a line saying what
+	// was decided, and the reconciler, which then finishes the swap,
+	// writes one too (acceptedAfterRestart). A refused swap adds its own
+	// "refused" line below.
+	e.audit(ctx, AuditRecord{Incident: inc.ID, Validator: inc.Validator, Action: a.Action, Outcome: "accepted",
+		Approvers: names, From: req.From, Nonce: a.Nonce, Generation: m.Generation})
 	if a.Action == approval.ActionMigrate {
-		if err := e.moveOwnership(ctx, inc, m); err != nil {
+		if _, err := e.moveOwnership(ctx, inc, m); err != nil {
 			// The incident says migrating; the reconciler retries the swap
 			// or fails the incident. No grant leaves this process.
 			if isRefused(err) {
@@ -594,8 +606,6 @@ func (e *Engine) approve(ctx context.Context, req ApprovalRequest, spent *string
 		}
 	}
 	e.mm.approvals.WithLabelValues(a.Action, "accepted").Inc()
-	e.audit(ctx, AuditRecord{Incident: inc.ID, Validator: inc.Validator, Action: a.Action, Outcome: "accepted",
-		Approvers: names, From: req.From, Nonce: a.Nonce, Generation: m.Generation})
 	e.log.Info("approval accepted", "incident", inc.ID, "action", a.Action, "approvers", names, "from", req.From, "generation", m.Generation)
 	e.Trigger(inc.Validator)
 	g, err := e.grantFor(inc, m)
@@ -754,21 +764,22 @@ func (e *Engine) chainSilent(ctx context.Context, inc Incident, sb cloud.Standby
 // moveOwnership swaps the validator's owner to m.To at m.Generation. It is
 // idempotent; a generation moved on by somebody else is a conflict no retry
 // fixes.
-func (e *Engine) moveOwnership(ctx context.Context, inc Incident, m Migration) error {
+// moved reports whether this call made the swap (false: it was done).
+func (e *Engine) moveOwnership(ctx context.Context, inc Incident, m Migration) (moved bool, err error) {
 	for range maxCASRetries {
 		v, err := e.store.GetValidator(ctx, inc.Validator)
 		if err != nil {
-			return fmt.Errorf("validator %s: %w", inc.Validator, err)
+			return false, fmt.Errorf("validator %s: %w", inc.Validator, err)
 		}
 		switch v.Ownership.Generation {
 		case m.Generation:
 			if v.Ownership.Current() == m.To && v.Ownership.Incident == inc.ID {
-				return nil
+				return false, nil
 			}
-			return refused(RefuseOwner, "ownership of %s changed meanwhile (generation %d is %s)", inc.Validator, m.Generation, v.Ownership.Current())
+			return false, refused(RefuseOwner, "ownership of %s changed meanwhile (generation %d is %s)", inc.Validator, m.Generation, v.Ownership.Current())
 		case m.Generation - 1:
 		default:
-			return refused(RefuseOwner, "ownership of %s changed meanwhile (now generation %d, %s)", inc.Validator, v.Ownership.Generation, v.Ownership.Current())
+			return false, refused(RefuseOwner, "ownership of %s changed meanwhile (now generation %d, %s)", inc.Validator, v.Ownership.Generation, v.Ownership.Current())
 		}
 		names := make([]string, len(m.Approvers))
 		for i, a := range m.Approvers {
@@ -783,12 +794,12 @@ func (e *Engine) moveOwnership(ctx context.Context, inc Incident, m Migration) e
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("move the signing right of %s: %w", inc.Validator, err)
+			return false, fmt.Errorf("move the signing right of %s: %w", inc.Validator, err)
 		}
 		e.log.Info("signing right moved", "validator", inc.Validator, "owner", m.To, "generation", m.Generation, "incident", inc.ID)
-		return nil
+		return true, nil
 	}
-	return fmt.Errorf("move the signing right of %s: %w", inc.Validator, ErrConflict)
+	return false, fmt.Errorf("move the signing right of %s: %w", inc.Validator, ErrConflict)
 }
 
 func (e *Engine) grantFor(inc Incident, m Migration) (grant.Signed, error) {
@@ -810,11 +821,26 @@ func (e *Engine) migrating(ctx context.Context, inc *Incident) (result, error) {
 	if !ok {
 		return result{}, e.transition(ctx, inc, EventFail, "migrating without a migration record; stopped, a person must decide")
 	}
-	if err := e.moveOwnership(ctx, *inc, m); err != nil {
+	moved, err := e.moveOwnership(ctx, *inc, m)
+	if err != nil {
 		if errors.Is(err, ErrConflict) || !isRefused(err) {
 			return result{}, err
 		}
 		return e.stopMove(ctx, inc, m, err.Error())
+	}
+	if moved {
+		// failoverd stopped between recording the approval and moving
+		// the signing right: the move is this process's doing, and the
+		// audit log must say who approved it.
+		names := make([]string, len(m.Approvers))
+		from := ""
+		for i, a := range m.Approvers {
+			names[i], from = a.Principal, a.From
+		}
+		e.mm.approvals.WithLabelValues(m.Action, "accepted").Inc()
+		e.audit(ctx, AuditRecord{Incident: inc.ID, Validator: inc.Validator, Action: m.Action, Outcome: "accepted",
+			Reason: "signing right moved by the reconciler: failoverd stopped between recording this approval and moving it",
+			Approvers: names, From: from, Nonce: m.Nonce, Generation: m.Generation})
 	}
 	if d, ok := e.backingOff(inc); ok {
 		return wait(d), nil
@@ -986,7 +1012,7 @@ func (e *Engine) failingBack(ctx context.Context, inc *Incident) (result, error)
 		if err := e.update(ctx, inc); err != nil {
 			return result{}, err
 		}
-		if err := e.moveOwnership(ctx, *inc, m); err != nil {
+		if _, err := e.moveOwnership(ctx, *inc, m); err != nil {
 			if errors.Is(err, ErrConflict) || !isRefused(err) {
 				return result{}, err
 			}

@@ -2456,3 +2456,46 @@ func (s *memStore) Close() error { return nil }
 func TestMemStoreContract(t *testing.T) {
 	storetest.Run(t, func(*testing.T) failover.Store { return newMemStore() })
 }
+
+// A crash between recording an accepted migration and moving the signing
+// right: the reconciler moves it, and the audit log still says who approved
+// it (found by e2e/crash_migration_test.go, crash point M2).
+func TestReconcilerAuditsTheMoveItFinishes(t *testing.T) {
+	m := newMigEnv(t, nil)
+	inc := m.toReady("eth-1")
+	req := m.migrateReq(inc)
+	if _, err := m.eng.Approve(m.ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	a, err := approval.ParseCanonical([]byte(req.Approval))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rewind to the crash: intent recorded, swap and audit line not done.
+	v, err := m.store.GetValidator(m.ctx, "eth-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Ownership = failover.Ownership{}
+	if err := m.store.PutValidator(m.ctx, &v); err != nil {
+		t.Fatal(err)
+	}
+	m.audit.mu.Lock()
+	m.audit.recs = nil
+	m.audit.mu.Unlock()
+	m.wantState(inc.ID, failover.StateMigrating)
+
+	m.restart()
+	m.reconcile("eth-1")
+	m.wantOwner("eth-1", inc.Standby.Name, 1)
+	recs := m.audit.records()
+	if len(recs) != 1 || recs[0].Outcome != "accepted" || recs[0].Nonce != a.Nonce || !slices.Equal(recs[0].Approvers, []string{"alice@example"}) ||
+		recs[0].Generation != 1 || !strings.Contains(recs[0].Reason, "reconciler") {
+		t.Fatalf("audit after the reconciler's swap: %+v", recs)
+	}
+	// Done once: the next reconcile finds the swap made and writes nothing.
+	m.reconcile("eth-1")
+	if n := len(m.audit.records()); n != 1 {
+		t.Fatalf("%d audit records after a second reconcile", n)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -291,10 +292,19 @@ func runMove(cmd *cobra.Command, e *env, f *moveFlags, id, action string) error 
 	rctx, cancel := context.WithTimeout(ctx, max(f.cf.timeout, 2*time.Minute))
 	reply, err := c.Approve(rctx, req)
 	cancel()
+	if err != nil && !isAnswer(err) {
+		// No answer is not a refusal: failoverd may have accepted the
+		// approval and died before replying. Its record says which.
+		fmt.Fprintf(e.stderr, "no answer from failoverd (%v); checking whether it accepted the approval...\n", err)
+		reply, err = recoverReply(ctx, e, c, f, id, action, a.Nonce)
+	}
 	if err != nil {
 		if fromHome != nil {
 			fmt.Fprintf(e.stderr, "The home keys were deleted by the Keymanager: their slashing protection is saved in %s. If you give up on this migration, import the keys back at home with it.\n",
 				spPath(f, id))
+		}
+		if !isAnswer(err) {
+			return fmt.Errorf("the outcome is unknown: %w. Before anything else, look at failoverd incidents show %s and failoverd owners", err, id)
 		}
 		return fmt.Errorf("refused: %w", err)
 	}
@@ -304,6 +314,45 @@ func runMove(cmd *cobra.Command, e *env, f *moveFlags, id, action string) error 
 		return finishFailback(ctx, e, c, f, id, &ks)
 	}
 	return deliverKeys(ctx, e, c, f, id, reply, req, &ks, fromHome)
+}
+
+// recoverReply rebuilds failoverd's answer to an approval whose reply was
+// lost, from the incident's record: the move is ours when its current
+// migration carries our nonce. It waits (up to --wait, at least a minute)
+// for failoverd to come back; any error it returns is not an answer.
+func recoverReply(ctx context.Context, e *env, c *httpapi.Client, f *moveFlags, id, action, nonce string) (failover.ApprovalReply, error) {
+	deadline := time.Now().Add(max(f.wait, time.Minute))
+	for {
+		inc, err := c.GetIncident(ctx, id)
+		if err == nil {
+			m, ok := inc.CurrentMigration()
+			if !ok || m.Nonce != nonce || m.Action != action {
+				return failover.ApprovalReply{}, &httpapi.APIError{Status: http.StatusConflict,
+					Message: fmt.Sprintf("failoverd did not record this approval (incident %s is %s: %s); it was refused or never arrived, and its nonce may be spent: sign a new one", id, inc.State, inc.Reason)}
+			}
+			if action == approval.ActionFailback {
+				fmt.Fprintf(e.stdout, "failoverd had accepted the failback (incident %s is %s)\n", id, inc.State)
+				return failover.ApprovalReply{Incident: inc}, nil
+			}
+			plan, err := c.Plan(ctx, id)
+			if err == nil && plan.Grant != nil && plan.Chain != nil {
+				fmt.Fprintf(e.stdout, "failoverd had accepted the approval (incident %s is %s); going on with its grant\n", id, inc.State)
+				return failover.ApprovalReply{Incident: inc, Grant: *plan.Grant, Agent: plan.Agent, Chain: *plan.Chain}, nil
+			}
+			if err == nil && inc.State != failover.StateMigrating {
+				return failover.ApprovalReply{}, &httpapi.APIError{Status: http.StatusConflict,
+					Message: fmt.Sprintf("failoverd accepted this approval but incident %s is now %s: %s", id, inc.State, inc.Reason)}
+			}
+		}
+		if time.Now().After(deadline) {
+			return failover.ApprovalReply{}, fmt.Errorf("failoverd has not answered since (last: %v)", err)
+		}
+		select {
+		case <-ctx.Done():
+			return failover.ApprovalReply{}, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 func migrationTo(inc failover.Incident) string {
