@@ -839,7 +839,7 @@ func (e *Engine) migrating(ctx context.Context, inc *Incident) (result, error) {
 		}
 		e.mm.approvals.WithLabelValues(m.Action, "accepted").Inc()
 		e.audit(ctx, AuditRecord{Incident: inc.ID, Validator: inc.Validator, Action: m.Action, Outcome: "accepted",
-			Reason: "signing right moved by the reconciler: failoverd stopped between recording this approval and moving it",
+			Reason:    "signing right moved by the reconciler: failoverd stopped between recording this approval and moving it",
 			Approvers: names, From: from, Nonce: m.Nonce, Generation: m.Generation})
 	}
 	if d, ok := e.backingOff(inc); ok {

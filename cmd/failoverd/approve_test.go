@@ -84,7 +84,7 @@ func TestHomeProtection(t *testing.T) {
 		t.Fatalf("the standby's own history was lost: %v %+v", err, got)
 	}
 	for name, bad := range map[string]failover.Migration{
-		"no chain point": {Pubkeys: m.Pubkeys, SlashingProtection: m.SlashingProtection},
+		"no chain point":     {Pubkeys: m.Pubkeys, SlashingProtection: m.SlashingProtection},
 		"not an interchange": {Pubkeys: m.Pubkeys, SlashingProtection: "{", Chain: m.Chain},
 		"other network": {Pubkeys: m.Pubkeys, SlashingProtection: m.SlashingProtection,
 			Chain: &failover.ChainPoint{GenesisValidatorsRoot: "0x" + strings.Repeat("00", 32), Epoch: 50, Slot: 1610}},

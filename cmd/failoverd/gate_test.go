@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"net"
-	"os"
-	"slices"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 

@@ -46,7 +46,7 @@ type Options struct {
 	APIToken     string
 	// GateToken (optional) is accepted by GET /v1/owners/{validator} only,
 	// so a validator client's gate holds no token that can change anything.
-	GateToken string
+	GateToken    string
 	AuthDisabled bool
 	// MaxBodyBytes bounds a webhook delivery.
 	MaxBodyBytes int64
