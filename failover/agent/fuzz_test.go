@@ -568,3 +568,85 @@ func mutateBytes(b []byte, mode uint8, pos int, data []byte) []byte {
 		return slices.Clone(b[:pos])
 	}
 }
+
+// FuzzAgentChain asks POST /v1/chain about lists built from the fixture's
+// validators (in either hex case), a key the chain does not know, and a
+// raw string, for any number of epochs. With a healthy beacon node the
+// answer is 200 or 400, never a 5xx: a 400 only for a list that is empty
+// or holds something that is not a BLS key, or a key twice; a 200 reports
+// silence exactly when every key is a known validator and the chain has
+// the epochs asked for.
+func FuzzAgentChain(f *testing.F) {
+	fx := newAgentFuzz(f)
+	f.Add([]byte{0, 1}, "", 3)
+	f.Add([]byte{0, 3}, "", 0)
+	f.Add([]byte{2, 0x81}, "", 1000)
+	f.Add([]byte{4}, "0x", 3)
+	f.Add([]byte{}, "", 3)
+	f.Add([]byte{1}, "", 1001)
+	f.Fuzz(func(t *testing.T, picks []byte, raw string, epochs int) {
+		known := []string{fuzzPK1, fuzzPK2, fuzzPK3}
+		unknown := "0x" + strings.Repeat("d4", 48)
+		var pubkeys []string
+		for _, p := range picks[:min(len(picks), 8)] {
+			switch p % 5 {
+			case 0, 1, 2:
+				pk := known[p%5]
+				if p&0x80 != 0 {
+					pk = "0x" + strings.ToUpper(pk[2:])
+				}
+				pubkeys = append(pubkeys, pk)
+			case 3:
+				pubkeys = append(pubkeys, unknown)
+			default:
+				pubkeys = append(pubkeys, raw)
+			}
+		}
+		body, err := json.Marshal(ChainRequest{Pubkeys: pubkeys, Epochs: epochs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := fx.start(t)
+		req := httptest.NewRequest(http.MethodPost, "/v1/chain", bytes.NewReader(body))
+		req.TLS = &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{fx.clientChain}}
+		rec := httptest.NewRecorder()
+		a.h.ServeHTTP(rec, req)
+
+		valid, allKnown := len(pubkeys) > 0, true
+		seen := map[string]bool{}
+		for _, pk := range pubkeys {
+			lk := strings.ToLower(pk)
+			valid = valid && len(pk) == 98 && strings.HasPrefix(pk, "0x") && !seen[lk] && isHex(pk[2:])
+			seen[lk] = true
+			allKnown = allKnown && slices.Contains(known, lk)
+		}
+		switch {
+		case rec.Code >= 500:
+			t.Fatalf("answered %d for %v: %s", rec.Code, pubkeys, rec.Body)
+		case !valid:
+			if rec.Code != http.StatusBadRequest {
+				t.Fatalf("answered %d for %q", rec.Code, pubkeys)
+			}
+		case rec.Code != http.StatusOK:
+			t.Fatalf("answered %d for %v: %s", rec.Code, pubkeys, rec.Body)
+		default:
+			var rep struct {
+				Indices      []string `json:"indices"`
+				SilentEpochs []uint64 `json:"silentEpochs"`
+				NotSilent    string   `json:"notSilent"`
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &rep); err != nil {
+				t.Fatal(err)
+			}
+			wantSilent := allKnown && max(epochs, 3) <= 1000
+			if silent := rep.NotSilent == "" && len(rep.SilentEpochs) > 0; silent != wantSilent {
+				t.Fatalf("silent %v for %v over %d epochs: %s", silent, pubkeys, epochs, rec.Body)
+			}
+		}
+	})
+}
+
+func isHex(s string) bool {
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
