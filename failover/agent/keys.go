@@ -444,12 +444,20 @@ func (s *server) chain(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want {\"pubkeys\": [...], \"epochs\": N}"})
 		return
 	}
+	seen := make(map[string]bool, len(req.Pubkeys))
 	for i, pk := range req.Pubkeys {
 		if !keymanager.ValidPubkey(pk) {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("pubkeys[%d] is not a BLS public key", i)})
 			return
 		}
 		req.Pubkeys[i] = strings.ToLower(pk)
+		// A repeat is the caller's mistake; left in, the beacon client
+		// refuses the list and it would read as a beacon node failure.
+		if seen[req.Pubkeys[i]] {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("pubkeys[%d] repeats a key", i)})
+			return
+		}
+		seen[req.Pubkeys[i]] = true
 	}
 	rep, err := beacon.Check(r.Context(), s.keys.beacon, req.Pubkeys, max(req.Epochs, beacon.MinSilentEpochs), s.o.Now())
 	if err != nil {
