@@ -239,7 +239,7 @@ func WriteReport(w io.Writer, o ReportOptions) error {
 			}
 		}
 		if haveFirst && haveLast && first > 0 {
-			p(" ×%.2g |\n", last/first)
+			p(" %s |\n", growth(last/first))
 		} else {
 			p(" — |\n")
 		}
@@ -253,7 +253,7 @@ func WriteReport(w io.Writer, o ReportOptions) error {
 	p("| memory | %s |\n", memTotal())
 	p("| Go | %s |\n", goVersion())
 	p("| kernel | %s |\n", firstLine("/proc/sys/kernel/osrelease"))
-	p("| date | %s |\n", o.Now.UTC().Format("2006-01-02 15:04 MST"))
+	p("| date of the run | %s |\n", o.Now.UTC().Format("2006-01-02 15:04 MST"))
 	p("| disk fsync | failoverd's store (bbolt) fsyncs every write transaction (the default); the data dir is under `$TMPDIR` |\n")
 	if o.Peer != "" {
 		p("| peer | %s |\n", o.Peer)
@@ -262,10 +262,11 @@ func WriteReport(w io.Writer, o ReportOptions) error {
 
 	p("## Reproduce\n\n")
 	p("```sh\n")
-	p("make bench                                    # = bench/run.sh with the defaults below\n")
+	p("make bench                           # bench/run.sh with its defaults (SIZES=\"1 10 100 1000\" DURATION=10s)\n")
+	p("# what produced the figures on this page:\n")
 	p("SIZES=\"%s\" DURATION=%s CONCURRENCY=%s REPEATS=%s PEERS=%s HOLD_MAX=%s \\\n", strings.Join(sizes, " "), o.Duration, o.Concurrency, o.Repeats, o.Peers, orDash(o.HoldMax))
 	p("  GCP_RATE=%s GCP_DURATION=%s bench/run.sh\n", orDash(o.GCPRate), orDash(o.GCPDuration))
-	p("SIZES=\"10 100\" DURATION=4s PROFILE_SIZE= bench/run.sh   # a quick look, no profile\n")
+	p("SIZES=\"10 100\" DURATION=4s PROFILE_SIZE= BIN=/tmp/bench-bin bench/run.sh   # a quick look: no profile, bin/ untouched\n")
 	p("```\n\n")
 	p("The peer is `webhook` (adnanh/webhook) from Debian, found on `$FAILOVERD_TOOLS_BIN` or `PATH`\n")
 	p("(`apt-get install webhook`; `PEER=` skips it). For each fleet size N, `bench/run.sh` builds\n")
@@ -369,8 +370,8 @@ func WriteReport(w io.Writer, o ReportOptions) error {
 		if g := r.gcp; g != nil {
 			p("\nOn the GCP wire fake (%.0f deliveries/s, %d requests in %.1fs, ack p50 %.2f ms, p99 %.2f ms): ",
 				g.Rate, g.Requests, g.DurationSec, g.Latency.P50Ms, g.Latency.P99Ms)
-			p("alert → provision call %s; all N within %s; instances created **%s**; duplicate incidents %s; CPU server / generator / other %.1fs / %.1fs / %.1fs.\n",
-				provFull(g.Provision), allWithin(g.Provision), standbys(g), dupIncidents(g), g.CPU.ReceiverSec, g.CPU.GeneratorSec, g.CPU.OtherSec)
+			p("alert → provision call %s; all N within %s; instances created **%s**; duplicate incidents %s; CPU failoverd / GCP fake / generator / other processes %.1fs / %.1fs / %.1fs / %.1fs.\n",
+				provFull(g.Provision), allWithin(g.Provision), standbys(g), dupIncidents(g), g.CPU.ReceiverSec, g.CPU.CloudSec, g.CPU.GeneratorSec, g.CPU.OtherSec)
 			if g.FirstError != "" {
 				p("First error: `%s`\n", strings.ReplaceAll(g.FirstError, "`", "'"))
 			}
@@ -418,6 +419,18 @@ func WriteReport(w io.Writer, o ReportOptions) error {
 		p("%s\n", notes)
 	}
 	return nil
+}
+
+// growth prints a factor with the precision it deserves.
+func growth(f float64) string {
+	switch {
+	case f >= 10:
+		return fmt.Sprintf("×%.0f", f)
+	case f >= 1:
+		return fmt.Sprintf("×%.1f", f)
+	default:
+		return fmt.Sprintf("×%.2f", f)
+	}
 }
 
 func three(r row, f func(*Result) string) string {
@@ -482,7 +495,7 @@ func missingIncidents(r *Result) string {
 	if r.Incidents == nil || r.Incidents.Error != "" {
 		return "—"
 	}
-	return fmt.Sprintf("%d (%d incidents in all)%s", r.Incidents.Missing, r.Incidents.Total, mark(r.Incidents.Missing == 0))
+	return fmt.Sprintf("%d (%d incident%s in all)%s", r.Incidents.Missing, r.Incidents.Total, plural(r.Incidents.Total), mark(r.Incidents.Missing == 0))
 }
 
 func standbys(r *Result) string {

@@ -8,6 +8,7 @@
 #   bench/run.sh                              # SIZES="1 10 100 1000" DURATION=10s
 #   SIZES="10 100" DURATION=5s PROFILE_SIZE= bench/run.sh
 #   PEER= bench/run.sh                        # no peer
+#   REPORT_ONLY=1 bench/run.sh                # rewrite the page from the last results
 #
 # Everything listens on 127.0.0.1 only. Every process the script starts is
 # killed on exit.
@@ -189,6 +190,32 @@ start_failoverd() {
 	wait_ready "http://127.0.0.1:$FAILOVERD_PORT/readyz" "$fpid"
 }
 
+# write_doc: docs/benchmarks.md from $RESULTS and the run's parameters.
+write_doc() {
+	log "writing $DOC"
+	"$BIN/bench-report" --results "$RESULTS" --sizes "$SIZES" --duration "$DURATION" \
+		--concurrency "$CONCURRENCY" --repeats "$REPEATS" --peers "$PEERS" --hold-max "$HOLD_MAX" \
+		--gcp-rate "$GCP_RATE" --gcp-duration "$GCP_DURATION" \
+		--peer "$peer_desc" --peer-skipped "$peer_skipped" \
+		--profile-size "$PROFILE_SIZE" --notes "$ROOT/bench/analysis.md" >"$DOC.tmp"
+	mv "$DOC.tmp" "$DOC"
+}
+
+# REPORT_ONLY=1 rewrites the page from the last run's results (after an
+# edit of bench/analysis.md or of the report), with that run's parameters.
+if [[ ${REPORT_ONLY:-0} == 1 ]]; then
+	if [[ ! -f $RESULTS/params.env ]]; then
+		echo "REPORT_ONLY=1: no $RESULTS/params.env; run bench/run.sh first" >&2
+		exit 1
+	fi
+	# shellcheck source=/dev/null
+	source "$RESULTS/params.env"
+	mkdir -p "$BIN"
+	go build -o "$BIN/bench-report" ./bench/report
+	write_doc
+	exit 0
+fi
+
 log "building into $BIN"
 mkdir -p "$BIN" "$RESULTS"
 go build -o "$BIN/failoverd" ./cmd/failoverd
@@ -214,7 +241,7 @@ else
 	peer_skipped="PEER= was set"
 fi
 
-rm -f "$RESULTS"/*.json "$RESULTS"/*.log
+rm -f "$RESULTS"/*.json "$RESULTS"/*.log "$RESULTS"/*.txt "$RESULTS/params.env"
 FAILOVERD_PORT=${FAILOVERD_PORT:-$(free_port 19347)}
 BASELINE_PORT=${BASELINE_PORT:-$(free_port $((FAILOVERD_PORT + 1)))}
 PEER_PORT=${PEER_PORT:-$(free_port $((BASELINE_PORT + 1)))}
@@ -281,7 +308,7 @@ for n in $SIZES; do
 		--label failoverd-gcp \
 		--target "http://127.0.0.1:$FAILOVERD_PORT/webhook/alertmanager" \
 		--validators "$n" --peers "$PEERS" --repeats "$REPEATS" --concurrency "$CONCURRENCY" \
-		--duration "$GCP_DURATION" --rate "$GCP_RATE" --pid "$fpid" \
+		--duration "$GCP_DURATION" --rate "$GCP_RATE" --pid "$fpid" --cloud-pid "$gpid" \
 		--api "http://127.0.0.1:$FAILOVERD_PORT" \
 		--cloud-inserts "http://127.0.0.1:$RECORDER_PORT/" --hold-resolve --hold-max "$HOLD_MAX" \
 		--out "$RESULTS/gcp-$n.json" || log "storm reported a problem against failoverd on GCP (fleet $n); see the results"
@@ -315,11 +342,8 @@ if [[ -n $PROFILE_SIZE ]]; then
 	go tool pprof -top -cum -nodecount=200 "$BIN/inproc" "$dir/block.pprof" >"$RESULTS/profile-block.txt" 2>/dev/null
 fi
 
-log "writing $DOC"
-"$BIN/bench-report" --results "$RESULTS" --sizes "$SIZES" --duration "$DURATION" \
-	--concurrency "$CONCURRENCY" --repeats "$REPEATS" --peers "$PEERS" --hold-max "$HOLD_MAX" \
-	--gcp-rate "$GCP_RATE" --gcp-duration "$GCP_DURATION" \
-	--peer "$peer_desc" --peer-skipped "$peer_skipped" \
-	--profile-size "$PROFILE_SIZE" --notes "$ROOT/bench/analysis.md" >"$DOC.tmp"
-mv "$DOC.tmp" "$DOC"
+# The parameters of this run, for REPORT_ONLY=1.
+declare -p SIZES DURATION CONCURRENCY REPEATS PEERS HOLD_MAX GCP_RATE GCP_DURATION PROFILE_SIZE \
+	peer_desc peer_skipped >"$RESULTS/params.env"
+write_doc
 log "done: $DOC (raw results in $RESULTS)"

@@ -44,8 +44,15 @@ func run(o bench.ReportOptions, sizes, notes string) error {
 		}
 		o.Sizes = append(o.Sizes, n)
 	}
+	if len(o.Sizes) == 0 {
+		return fmt.Errorf("--sizes: no fleet sizes")
+	}
 	if notes == "" {
 		notes = filepath.Join(o.Results, "..", "analysis.md")
+	}
+	// The page says when the runs happened, not when it was written.
+	if st, err := os.Stat(filepath.Join(o.Results, fmt.Sprintf("failoverd-%d.json", o.Sizes[0]))); err == nil {
+		o.Now = st.ModTime()
 	}
 	if b, err := os.ReadFile(notes); err == nil {
 		o.Notes = string(b)

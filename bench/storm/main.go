@@ -82,6 +82,7 @@ func parseFlags(args []string) (bench.Options, string, error) {
 	fs.DurationVar(&o.HoldMax, "hold-max", 3*time.Minute, "with --hold-resolve: resolve anyway this long after the start")
 	fs.DurationVar(&o.Settle, "settle", 10*time.Second, "after the run, wait up to this long for every validator to have an incident, a standby and a provision time")
 	fs.IntVar(&o.PID, "pid", 0, "receiver process id: sample /proc/PID/status VmRSS every 100ms and measure its CPU time")
+	fs.IntVar(&o.CloudPID, "cloud-pid", 0, "process id of the cloud fake the receiver uses (bench/gcpcloud): its CPU time is counted apart from other processes'")
 	fs.StringVar(&out, "out", "", "write the results as JSON to this file")
 	fs.StringVar(&o.Label, "label", "", "free-form name of the target, copied into the results (e.g. failoverd, baseline)")
 	if err := fs.Parse(args); err != nil {
