@@ -15,6 +15,8 @@ import (
 	"github.com/failoverd/failoverd/cloud"
 	"github.com/failoverd/failoverd/failover/approval"
 	"github.com/failoverd/failoverd/failover/beacon"
+	"github.com/failoverd/failoverd/failover/cometbft"
+	"github.com/failoverd/failoverd/failover/config"
 	"github.com/failoverd/failoverd/failover/grant"
 )
 
@@ -109,6 +111,11 @@ type MigrationOptions struct {
 	// Beacons are further beacon nodes asked for silence, besides the
 	// standby's own.
 	Beacons []*beacon.Client
+	// SilentBlocks is how many of the latest blocks must lack a Berachain
+	// validator's commit signature (at least cometbft.DefaultBlocks).
+	SilentBlocks int
+	// CometNodes are further CometBFT nodes asked for silence on Berachain.
+	CometNodes []*cometbft.Client
 	// GenesisRoots maps a network to its genesis_validators_root; a
 	// validator's network missing here is checked for agreement only.
 	GenesisRoots map[string]string
@@ -678,6 +685,9 @@ func (e *Engine) migratePreconditions(ctx context.Context, inc Incident, m *Migr
 func (e *Engine) homeFenced(ctx context.Context, inc Incident, m *Migration, f Fencing, approvers []string) error {
 	switch f.Method {
 	case FenceKeymanager:
+		if inc.Chain == config.ChainBerachain {
+			return refused(RefuseNotFenced, "beacond has no Keymanager API: fence home by scaling it to zero (--fence scale-to-zero) or confirm it is powered off")
+		}
 		var bad []string
 		for _, pk := range m.Pubkeys {
 			st, ok := lookupKey(f.KeyStatuses, pk)
@@ -724,6 +734,9 @@ func lookupKey(m map[string]string, pk string) (string, bool) {
 // chainSilent asks the standby's beacon node and every further configured
 // one; all must agree on the network and show the keys silent.
 func (e *Engine) chainSilent(ctx context.Context, inc Incident, sb cloud.Standby, m *Migration) (beacon.Report, error) {
+	if inc.Chain == config.ChainBerachain {
+		return beacon.Report{}, e.cometSilent(ctx, inc, sb, m)
+	}
 	need := max(e.mig.SilentEpochs, beacon.MinSilentEpochs)
 	cctx, cancel := context.WithTimeout(ctx, e.cfg.Engine.CallTimeout)
 	defer cancel()

@@ -27,6 +27,7 @@ import (
 	"github.com/failoverd/failoverd/failover/approval"
 	"github.com/failoverd/failoverd/failover/beacon"
 	"github.com/failoverd/failoverd/failover/beacon/beacontest"
+	"github.com/failoverd/failoverd/failover/cometbft"
 	"github.com/failoverd/failoverd/failover/config"
 	"github.com/failoverd/failoverd/failover/grant"
 	"github.com/failoverd/failoverd/failover/pki"
@@ -39,8 +40,10 @@ var (
 	pk1 = "0x" + strings.Repeat("a1", 48)
 	pk2 = "0x" + strings.Repeat("b2", 48)
 	// eth-2's keys (eth-1 has pk1 and pk2).
-	pk3       = "0x" + strings.Repeat("c3", 48)
-	pk4       = "0x" + strings.Repeat("d4", 48)
+	pk3 = "0x" + strings.Repeat("c3", 48)
+	pk4 = "0x" + strings.Repeat("d4", 48)
+	// bera-1's CometBFT key.
+	pk5       = "0x" + strings.Repeat("e5", 48)
 	hoodiRoot = "0x" + strings.Repeat("10", 32)
 	otherRoot = "0x" + strings.Repeat("ee", 32)
 )
@@ -417,6 +420,7 @@ func newMigEnvWith(t testing.TB, st failover.Store, ca *pki.Authority, tweak fun
 	for i, keys := range [][]string{{pk1, pk2}, {pk3, pk4}} {
 		cfg.Fleet = append(cfg.Fleet, config.Validator{Name: fmt.Sprintf("eth-%d", i+1), Chain: "ethereum", Network: "hoodi", Site: "basement", Pubkeys: keys})
 	}
+	cfg.Fleet = append(cfg.Fleet, config.Validator{Name: "bera-1", Chain: "berachain", Network: "bepolia", Site: "basement", Pubkeys: []string{pk5}})
 	clk := &clock{t: start}
 	c, err := sim.New(sim.Options{Now: clk.Now, BootTime: 30 * time.Second, SyncTime: 5 * time.Minute, Peers: 20})
 	if err != nil {
@@ -2498,4 +2502,94 @@ func TestReconcilerAuditsTheMoveItFinishes(t *testing.T) {
 	if n := len(m.audit.records()); n != 1 {
 		t.Fatalf("%d audit records after a second reconcile", n)
 	}
+}
+
+// cometKeys is fakeKeys plus a standby beacond that answers CometBFT
+// silence (failover.CometChainer).
+type cometKeys struct {
+	*fakeKeys
+	report func(pubkeys []string, blocks int) (cometbft.Report, error)
+	asked  []int
+}
+
+func (c *cometKeys) CometChain(_ context.Context, _ cloud.Standby, pubkeys []string, blocks int) (cometbft.Report, error) {
+	c.asked = append(c.asked, blocks)
+	return c.report(pubkeys, blocks)
+}
+
+func silentComet(chainID string) func([]string, int) (cometbft.Report, error) {
+	return func(_ []string, blocks int) (cometbft.Report, error) {
+		return cometbft.Report{Network: chainID, Height: 5000, InValidatorSet: true, VotingPower: 10, Address: strings.Repeat("AB", 20),
+			CheckedFrom: int64(5001 - blocks), CheckedTo: 5000}, nil
+	}
+}
+
+// Berachain: silence is the validator's absence from the last commits'
+// signatures on the standby's beacond; there is no Keymanager to fence with.
+func TestBerachainMigration(t *testing.T) {
+	scaled := failover.Fencing{Method: failover.FenceScale}
+	req := func(m *migEnv, inc failover.Incident, f failover.Fencing) failover.ApprovalRequest {
+		return m.request(inc.ID, m.newApproval(inc, approval.ActionMigrate, func(a *approval.Approval) { a.Pubkeys = []string{pk5} }), f, "alice")
+	}
+	env := func(t *testing.T, report func([]string, int) (cometbft.Report, error)) (*migEnv, *cometKeys) {
+		var ck *cometKeys
+		m := newMigEnv(t, func(o *failover.MigrationOptions) {
+			ck = &cometKeys{fakeKeys: o.Keys.(*fakeKeys), report: report}
+			o.Keys = ck
+		})
+		return m, ck
+	}
+	t.Run("silent: moves, and records the height", func(t *testing.T) {
+		m, ck := env(t, silentComet("bepolia-beacon-80069"))
+		inc := m.toReady("bera-1")
+		reply, err := m.eng.Approve(m.ctx, req(m, inc, scaled))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mv, _ := reply.Incident.CurrentMigration()
+		if mv.Chain == nil || mv.Chain.ChainID != "bepolia-beacon-80069" || mv.Chain.Height != 5000 || !strings.Contains(mv.Silence, "heights 4851-5000") {
+			t.Fatalf("migration %+v chain %+v", mv, mv.Chain)
+		}
+		if len(ck.asked) != 1 || ck.asked[0] < cometbft.DefaultBlocks {
+			t.Fatalf("asked for %v blocks", ck.asked)
+		}
+		m.wantOwner("bera-1", inc.Standby.Name, 1)
+	})
+	refusals := []struct {
+		name, code, msg string
+		report          func([]string, int) (cometbft.Report, error)
+		fence           failover.Fencing
+	}{
+		{"signed recently", "chain-not-silent", "signed height 4990", func(p []string, b int) (cometbft.Report, error) {
+			r, _ := silentComet("bepolia-beacon-80069")(p, b)
+			r.LastSigned, r.NotSilent = 4990, "signed height 4990"
+			return r, nil
+		}, scaled},
+		{"another chain", "network-mismatch", "mainnet-beacon-80094", silentComet("mainnet-beacon-80094"), scaled},
+		{"not in the validator set", "validator-unusable", "not in the validator set", func(p []string, b int) (cometbft.Report, error) {
+			r, _ := silentComet("bepolia-beacon-80069")(p, b)
+			r.InValidatorSet, r.Unusable = false, "not in the validator set"
+			return r, nil
+		}, scaled},
+		{"node unreachable", "cannot-verify", "connection refused", func([]string, int) (cometbft.Report, error) {
+			return cometbft.Report{}, errors.New("dial tcp 127.0.0.1:26657: connection refused")
+		}, scaled},
+		{"Keymanager fencing claimed", "home-not-fenced", "no Keymanager API", silentComet("bepolia-beacon-80069"),
+			failover.Fencing{Method: failover.FenceKeymanager, KeyStatuses: map[string]string{pk5: "deleted"}}},
+	}
+	for _, c := range refusals {
+		t.Run(c.name, func(t *testing.T) {
+			m, _ := env(t, c.report)
+			inc := m.toReady("bera-1")
+			reply, err := m.eng.Approve(m.ctx, req(m, inc, c.fence))
+			m.wantRefused(inc, reply, err, c.code, c.msg)
+			m.wantOwner("bera-1", failover.OwnerHome, 0)
+		})
+	}
+	t.Run("no CometBFT client", func(t *testing.T) {
+		m := newMigEnv(t, nil)
+		inc := m.toReady("bera-1")
+		reply, err := m.eng.Approve(m.ctx, req(m, inc, scaled))
+		m.wantRefused(inc, reply, err, "not-configured", "cannot check CometBFT commit signatures")
+	})
 }

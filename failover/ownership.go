@@ -104,9 +104,12 @@ func (inc Incident) KeysMoved() bool {
 	return false
 }
 
-// ChainPoint is a network and a position of its clock.
+// ChainPoint is a network and a position of its clock: epoch and slot on
+// Ethereum, the committed height on a CometBFT chain (Berachain).
 type ChainPoint struct {
-	GenesisValidatorsRoot string `json:"genesisValidatorsRoot"`
-	Epoch                 uint64 `json:"epoch"`
-	Slot                  uint64 `json:"slot"`
+	GenesisValidatorsRoot string `json:"genesisValidatorsRoot,omitempty"`
+	Epoch                 uint64 `json:"epoch,omitempty"`
+	Slot                  uint64 `json:"slot,omitempty"`
+	ChainID               string `json:"chainID,omitempty"`
+	Height                int64  `json:"height,omitempty"`
 }

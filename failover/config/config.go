@@ -307,6 +307,9 @@ type Validator struct {
 	// these: a key belongs to one validator, so its owner is that
 	// validator's owner. Empty: failoverd refuses to move this validator's keys.
 	Pubkeys []string `mapstructure:"pubkeys" json:"pubkeys,omitempty"`
+	// FeeRecipient (0x + 40 hex) is passed to the standby's validator
+	// client; empty: the client's default.
+	FeeRecipient string `mapstructure:"feeRecipient" json:"feeRecipient,omitempty"`
 	// Home is the home validator client in the cluster, for fencing by
 	// scaling it to zero.
 	Home Home `mapstructure:"home" json:"home"`

@@ -180,6 +180,7 @@ func (c *Config) Validate() error {
 var (
 	rootRE     = regexp.MustCompile(`^0x[0-9a-fA-F]{64}$`)
 	pubkeyRE   = regexp.MustCompile(`^0x[0-9a-fA-F]{96}$`)
+	addressRE  = regexp.MustCompile(`^0x[0-9a-fA-F]{40}$`)
 	workloadRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?/(statefulset|deployment)/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$`)
 )
 
@@ -251,6 +252,9 @@ func (c *Config) validateFleet(v *validator) {
 		if f.GenesisValidatorsRoot != "" && !rootRE.MatchString(f.GenesisValidatorsRoot) {
 			v.add(key("genesisValidatorsRoot"), "must be 0x and 64 hex digits (got %q)", f.GenesisValidatorsRoot)
 		}
+		if f.Chain == ChainBerachain && len(f.Pubkeys) > 1 {
+			v.add(key("pubkeys"), "a Berachain validator has one key (its priv_validator_key.json); got %d", len(f.Pubkeys))
+		}
 		for j, pk := range f.Pubkeys {
 			field := key(fmt.Sprintf("pubkeys[%d]", j))
 			if !pubkeyRE.MatchString(pk) {
@@ -263,6 +267,9 @@ func (c *Config) validateFleet(v *validator) {
 				continue
 			}
 			keyOwner[norm] = field
+		}
+		if f.FeeRecipient != "" && !addressRE.MatchString(f.FeeRecipient) {
+			v.add(key("feeRecipient"), "must be 0x and 40 hex digits, an execution address (got %q)", f.FeeRecipient)
 		}
 		if f.Home.Workload != "" && !workloadRE.MatchString(f.Home.Workload) {
 			v.add(key("home.workload"), "must be namespace/statefulset/name or namespace/deployment/name (got %q)", f.Home.Workload)
