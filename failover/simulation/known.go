@@ -1,0 +1,32 @@
+package simulation
+
+// knownBugs are engine bugs the simulation found and reported, that the
+// engine still has. A run that meets one counts it instead of failing, so
+// that the sweep keeps looking for new ones; each has a test (skipped while
+// the bug is there) that fails once more when the bug is gone, as a reminder
+// to drop it from this list. KnownBugsHit in the stats says how often.
+var knownBugs = map[string]string{
+	// TestEngineBugTeardownRecovering.
+	"teardown-recovering": "failoverd teardown of a recovering (kept warm) incident fails with an illegal transition instead of deleting the standby now",
+	// TestEngineBugGateHomeWhileMigrating.
+	"gate-home-while-migrating": "the gate answers home while the validator's incident is migrating (Approve wrote the migrating state, then failed or crashed before it moved the signing right); a home validator client that starts now signs next to the standby once the reconciler moves the signing right",
+	// TestEngineBugTeardownTwice.
+	"teardown-twice": "an incident that failed after a teardown (its standby's delete failed maxAttempts times) cannot be torn down again: teardown returns at once because TornDownBy is set, so the incident stays failed and claims its validator for good",
+	// TestEngineBugCapAfterLostAnswer.
+	"cap-lost-answer": "an admitted standby whose intent write took effect but whose answer was lost is missing from the engine's holder index, so the next incident is admitted past caps.maxConcurrentStandbys",
+	// TestEngineBugBudgetForgetsHours.
+	"budget-forgets-hours": "the monthly budget forgets the hours of a standby that was lost and created again (spot preemption) and of one whose create answer was lost before it was deleted",
+}
+
+// knownBug reports whether a failure is the known bug name (and counts it).
+func (w *world) knownBug(name string, matches bool) bool {
+	if !matches {
+		return false
+	}
+	if _, ok := knownBugs[name]; !ok {
+		return false
+	}
+	w.stats.add("known engine bug hit: "+name, 1)
+	w.note("  known engine bug %s: %s", name, knownBugs[name])
+	return true
+}
