@@ -45,6 +45,7 @@ import (
 //	   validator client; failoverd killed, the import lands while it is down
 //	M5 the same, but the agent is killed: the import lands, the agent never
 //	   records it
+//	M6 as M2, but failoverd stays down longer than the approver's CLI waits
 //	F1 failback approved (failing-back recorded), fence not yet sent (every
 //	   cloud read held from the approval on)
 //	F2 fence in flight: the agent's DELETE /eth/v1/keystores held; failoverd
@@ -53,12 +54,19 @@ import (
 //	F4 ownership back home; the standby's delete in flight at the GCP fake
 //	F5 fence in flight, the agent killed
 //
+// At M1, M2, M3 and F1 failoverd dies with the approver's CLI waiting for
+// its answer and comes back while the CLI still polls for it: the CLI must
+// learn from the incident's record what became of its approval (its nonce)
+// and carry on, or say it was not recorded; at M6 it must say the outcome
+// is unknown, never that the approval was refused.
+//
 // After every crash and restart: one owner, home gate and standby gate
 // agree with it (and both stay shut while failoverd is down), the
 // generation never goes back, a key is never active on two validator
 // clients nor imported twice, one instance is ever created and none is left
-// after the close, and the incident either finishes or stops as failed with
-// a reason and a page for a person.
+// after the close, every carried-out move has an accepted audit record, and
+// the incident either finishes or stops as failed with a reason and a page
+// for a person.
 func TestCrashDuringKeyMoves(t *testing.T) {
 	bin, _ := binaries(t)
 	t.Run("migrate then fail back (M1 M4 F2 F3 F4)", func(t *testing.T) {
@@ -77,10 +85,14 @@ func TestCrashDuringKeyMoves(t *testing.T) {
 		t.Parallel()
 		cmAgentKilled(t, bin)
 	})
+	t.Run("failoverd down longer than the CLI waits (M6)", func(t *testing.T) {
+		t.Parallel()
+		cmOutlivesTheCLI(t, bin)
+	})
 }
 
 func cmMigrateAndFailBack(t *testing.T, bin string) {
-	r := newCMRig(t, bin)
+	r := newCMRig(t, bin, 30*time.Second)
 
 	// M1: a signed approval the test keeps, so it can replay it.
 	file := filepath.Join(t.TempDir(), "approval.txt")
@@ -102,10 +114,11 @@ func cmMigrateAndFailBack(t *testing.T, bin string) {
 	r.expectOwner(r.check("M1 preconditions in flight"), failover.OwnerHome, 0)
 	r.kill("M1")
 	r.beacon.open()
-	if out, err := first.wait(t); err == nil || !strings.Contains(out, "slashing protection is saved in") {
-		t.Fatalf("M1: the approver's CLI must fail and say where home's slashing protection is: %v", err)
+	r.restart() // while the CLI polls for the answer it lost
+	if out, err := first.wait(t); err == nil || !strings.Contains(out, "did not record this approval") ||
+		!strings.Contains(out, "slashing protection is saved in") {
+		t.Fatalf("M1: the approver's CLI must learn that its approval was not recorded, and say where home's slashing protection is: %v", err)
 	}
-	r.restart()
 	inc = r.incident()
 	if inc.State != failover.StateReady || !slices.Contains(inc.Nonces, a.Nonce) {
 		t.Fatalf("M1 after restart: %s, nonces %v", inc.State, inc.Nonces)
@@ -190,49 +203,42 @@ func cmMigrateAndFailBack(t *testing.T, bin string) {
 }
 
 func cmIntentBeforeSwap(t *testing.T, bin string) {
-	r := newCMRig(t, bin)
+	r := newCMRig(t, bin, 30*time.Second)
 
-	// M2: the transition to migrating is stored; its page is held, so
-	// Approve's swap that follows it has not happened. The reconciler would
-	// do the swap itself at its next poll: with its timers an hour apart
-	// only Approve moves the validator on.
-	normal := r.d.env
-	r.d.kill()
-	r.d.env = append(slices.Clone(normal), "FAILOVERD_ENGINE_POLL_INTERVAL=1h", "FAILOVERD_ENGINE_RESYNC_INTERVAL=1h")
-	restarted := time.Now()
+	// M2: failoverd comes back while the CLI polls; the reconciler finishes
+	// the recorded swap and the CLI, finding its nonce in the record, goes
+	// on with the plan's grant. Its import is held so that a second
+	// approval meets the incident still migrating.
+	move, m := r.crashAtIntent("M2")
+	r.vc.arm(cmIsImport)
 	r.restart()
-	waitFor(t, "the reconciler's pass after the restart", 20*time.Second, func() (bool, string) {
-		inc := r.incident()
-		return inc.Standby.Sync != nil && inc.Standby.Sync.CheckedAt.After(restarted), "not yet"
-	})
-	r.am.hold.arm(func(_, _, body string) bool { return strings.Contains(body, "migration approved") })
-	move := r.approve()
-	r.am.hold.wait(t, "the page of the migrating transition")
-	if inc := r.incident(); inc.State != failover.StateMigrating || len(inc.Migrations) != 1 {
-		t.Fatalf("M2: %s with %d migrations", inc.State, len(inc.Migrations))
+	r.vc.wait(t, "the key import of the CLI that lost its answer")
+	if inc := r.incident(); inc.State != failover.StateMigrating {
+		t.Fatalf("M2: importing while the incident is %s", inc.State)
 	}
-	r.expectOwner(r.check("M2 intent recorded, swap not done"), failover.OwnerHome, 0)
-	r.kill("M2")
-	r.am.hold.open()
-	r.d.env = normal
-	if _, err := move.wait(t); err == nil {
-		t.Fatal("M2: the CLI reports success though failoverd died before answering")
-	}
-	r.restart()
-	r.waitOwner(r.standby, 1) // the reconciler finishes the recorded swap
-	r.check("M2 swap finished by the reconciler")
-	if m := r.lastMove(); !r.audited(m.Nonce, "accepted") {
-		t.Errorf("M2: the signing right moved (generation %d) on alice's approval (nonce %s), but the audit log never "+
-			"recorded it as accepted: Engine.Approve appends the accepted record only after its own swap, and the "+
-			"reconciler that finished the swap after the crash appends none", m.Generation, m.Nonce)
+	r.expectOwner(r.check("M2 swap finished by the reconciler, keys in flight"), r.standby, 1)
+	if recs := r.auditRecords(m.Nonce, "accepted"); len(recs) != 1 || !strings.Contains(recs[0].Reason, "reconciler") {
+		t.Errorf("M2: the signing right moved (generation %d) on alice's approval (nonce %s) by the reconciler after the "+
+			"crash; want exactly one accepted audit record saying so, got %+v", m.Generation, m.Nonce, recs)
 	}
 	if out, err := r.approve().wait(t); err == nil || !strings.Contains(out, "is migrating") {
 		t.Fatalf("M2: a second approval while migrating was not refused: %v", err)
 	}
-	r.stopsForAPerson("M2")
+	r.vc.open()
+	out, err := move.wait(t)
+	if err != nil || !strings.Contains(out, "had accepted the approval") || !strings.Contains(out, validatorKey+"  imported") ||
+		!strings.Contains(out, "is migrated") {
+		t.Fatalf("M2: approve-migration must recover the lost answer from the incident's record, deliver the keys and see the incident migrated: %v", err)
+	}
+	r.waitState(failover.StateMigrated)
+	r.expectOwner(r.check("M2 migrated"), r.standby, 1)
+	if !r.standbyKM.Active(validatorKey) {
+		t.Fatal("M2: migrated but the standby does not sign")
+	}
 
 	// F1: the failback is accepted; every cloud read from then on is held,
-	// and each way to the fence goes through one.
+	// and each way to the fence goes through one (Approve's own answer
+	// too, so the CLI gets none).
 	r.relay.set(func(req *http.Request) {
 		if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/approvals") {
 			r.cloud.arm(cmIsInstanceRead)
@@ -247,15 +253,15 @@ func cmIntentBeforeSwap(t *testing.T, bin string) {
 	r.kill("F1")
 	r.relay.set(nil, nil)
 	r.cloud.open()
-	if _, err := back.wait(t); err == nil {
-		t.Fatal("F1: the CLI reports success though failoverd died before answering")
+	r.restart() // while the CLI polls for the answer it lost
+	if out, err := back.wait(t); err != nil || !strings.Contains(out, "had accepted the failback") || !strings.Contains(out, "home imported 1 keys") {
+		t.Fatalf("F1: failback must recover the lost answer from the incident's record and finish: %v", err)
 	}
-	r.restart()
-	r.checkClosed("closed", "confirming,provisioning,syncing,ready,migrating,failed,failing-back,closed", false)
+	r.checkClosed("closed", "confirming,provisioning,syncing,ready,migrating,migrated,failing-back,closed", true)
 }
 
 func cmAnswerLost(t *testing.T, bin string) {
-	r := newCMRig(t, bin)
+	r := newCMRig(t, bin, 30*time.Second)
 
 	// M3: failoverd answered the approval; it dies before the CLI reads it.
 	answered, killed := make(chan struct{}), make(chan struct{})
@@ -283,23 +289,116 @@ func cmAnswerLost(t *testing.T, bin string) {
 	r.kill("M3")
 	close(killed)
 	r.relay.set(nil, nil)
-	if out, err := move.wait(t); err == nil {
-		t.Fatal("M3: the CLI reports success without the grant")
-	} else if strings.Contains(out, "failoverd: refused:") {
+	r.restart() // while the CLI polls for the answer it lost
+	out, err := move.wait(t)
+	if strings.Contains(out, "failoverd: refused:") {
 		t.Errorf("M3: failoverd accepted the approval and moved the signing right to %s, but approve-migration, which lost "+
-			"the answer, tells the approver it was refused (and to import the keys back at home if they give up): a "+
-			"transport error must say the outcome is unknown and to check failoverd incidents show %s first", r.standby, cmIncident)
+			"the answer, tells the approver it was refused", r.standby)
 	}
-	r.restart()
-	r.stopsForAPerson("M3")
+	if err != nil || !strings.Contains(out, "had accepted the approval") || !strings.Contains(out, validatorKey+"  imported") ||
+		!strings.Contains(out, "is migrated") {
+		t.Fatalf("M3: approve-migration must recover the lost answer from the incident's record, deliver the keys and see the incident migrated: %v", err)
+	}
+	r.waitState(failover.StateMigrated)
+	r.expectOwner(r.check("M3 migrated"), r.standby, 1)
+	m := r.lastMove()
+	if recs := r.auditRecords(m.Nonce, "accepted"); len(recs) != 1 {
+		t.Errorf("M3: want exactly one accepted audit record of the approval (nonce %s), got %+v", m.Nonce, recs)
+	}
+	if !r.standbyKM.Active(validatorKey) {
+		t.Fatal("M3: migrated but the standby does not sign")
+	}
 	if out, err := r.failback().wait(t); err != nil || !strings.Contains(out, "home imported 1 keys") {
 		t.Fatalf("M3: failback: %v", err)
+	}
+	r.checkClosed("closed", "confirming,provisioning,syncing,ready,migrating,migrated,failing-back,closed", true)
+}
+
+// cmOutlivesTheCLI: failoverd dies at M2 and stays down until the
+// approver's CLI has given up. The CLI cannot know what became of the
+// approval, so it must say so rather than "refused" (which invites putting
+// the keys back at home while failoverd may be moving the right away).
+func cmOutlivesTheCLI(t *testing.T, bin string) {
+	r := newCMRig(t, bin, 10*time.Second)
+
+	const patience = 5 * time.Second
+	move, m := r.crashAtIntent("M6", "--wait", patience.String())
+	killed := time.Now()
+	out, err := move.wait(t)
+	waited := time.Since(killed)
+	t.Logf("M6: the CLI gave up %s after failoverd died (--wait %s)", waited.Round(time.Second), patience)
+	if err == nil || strings.Contains(out, "refused") || !strings.Contains(out, "the outcome is unknown") ||
+		!strings.Contains(out, "failoverd incidents show "+cmIncident) || !strings.Contains(out, "failoverd owners") ||
+		!strings.Contains(out, "slashing protection is saved in") {
+		t.Fatalf("M6: with failoverd gone, approve-migration must fail saying the outcome is unknown (not refused), what "+
+			"to look at, and where home's slashing protection is: %v", err)
+	}
+	if waited < patience {
+		t.Fatalf("M6: the CLI gave up %s after failoverd died, before its --wait %s", waited, patience)
+	}
+	r.gatesShut("M6 the CLI gave up, failoverd still down")
+
+	// failoverd comes back with nobody left to deliver the keys: the
+	// reconciler finishes the recorded swap (home is fenced, the standby
+	// has no keys: nobody signs), finds the import overdue and stops for a
+	// person.
+	r.restart()
+	r.waitOwner(r.standby, 1)
+	r.stopsForAPerson("M6")
+	if recs := r.auditRecords(m.Nonce, "accepted"); len(recs) != 1 || !strings.Contains(recs[0].Reason, "reconciler") {
+		t.Errorf("M6: the signing right moved (generation %d) on alice's approval (nonce %s) by the reconciler after the "+
+			"crash; want exactly one accepted audit record saying so, got %+v", m.Generation, m.Nonce, recs)
+	}
+	// The approver, told to look before anything else, tries again anyway.
+	if out, err := r.approve().wait(t); err == nil || !strings.Contains(out, "expects a failback approval") {
+		t.Fatalf("M6: approve-migration run again on the stopped incident was not refused with what to do instead: %v", err)
+	}
+	if n := r.standbyCalls(http.MethodPost); n != 0 {
+		t.Fatalf("M6: %d imports reached the standby though nobody delivered keys", n)
+	}
+	if out, err := r.failback().wait(t); err != nil || !strings.Contains(out, "home imported 1 keys") {
+		t.Fatalf("M6: failback: %v", err)
 	}
 	r.checkClosed("closed", "confirming,provisioning,syncing,ready,migrating,failed,failing-back,closed", false)
 }
 
+// crashAtIntent SIGKILLs failoverd at M2: an approve-migration (with
+// extra flags) is recorded as the incident's migration, the ownership swap
+// not yet done. It returns the CLI, still waiting for its answer, and the
+// recorded migration; failoverd stays down.
+func (r *cmRig) crashAtIntent(point string, extra ...string) (*cmCLI, failover.Migration) {
+	t := r.t
+	t.Helper()
+	// The transition to migrating is stored; its page is held, so
+	// Approve's swap that follows it has not happened. The reconciler would
+	// do the swap itself at its next poll: with its timers an hour apart
+	// only Approve moves the validator on.
+	normal := r.d.env
+	r.d.kill()
+	r.d.env = append(slices.Clone(normal), "FAILOVERD_ENGINE_POLL_INTERVAL=1h", "FAILOVERD_ENGINE_RESYNC_INTERVAL=1h")
+	restarted := time.Now()
+	r.restart()
+	waitFor(t, "the reconciler's pass after the restart", 20*time.Second, func() (bool, string) {
+		inc := r.incident()
+		return inc.Standby.Sync != nil && inc.Standby.Sync.CheckedAt.After(restarted), "not yet"
+	})
+	r.am.hold.arm(func(_, _, body string) bool { return strings.Contains(body, "migration approved") })
+	move := r.approve(extra...)
+	r.am.hold.wait(t, "the page of the migrating transition")
+	inc := r.incident()
+	m, ok := inc.CurrentMigration()
+	if inc.State != failover.StateMigrating || len(inc.Migrations) != 1 || !ok {
+		t.Fatalf("%s: %s with %d migrations", point, inc.State, len(inc.Migrations))
+	}
+	r.expectOwner(r.check(point+" intent recorded, swap not done"), failover.OwnerHome, 0)
+	r.kill(point)
+	r.am.hold.open()
+	r.d.env = normal
+	return move, m
+}
+
 func cmAgentKilled(t *testing.T, bin string) {
-	r := newCMRig(t, bin)
+	r := newCMRig(t, bin, 10*time.Second)
 
 	// M5: the agent dies while its import is at the validator client, which
 	// carries it out.
@@ -554,7 +653,9 @@ type cmRig struct {
 	agentGen  int64 // the highest generation the agent recorded
 }
 
-func newCMRig(t *testing.T, bin string) *cmRig {
+// newCMRig: importTimeout is how long failoverd waits, from the approval,
+// for the standby to report the keys imported.
+func newCMRig(t *testing.T, bin string, importTimeout time.Duration) *cmRig {
 	t.Helper()
 	r := &cmRig{t: t, bin: bin, alice: newApprover(t, "alice@example.org")}
 	r.fake = gcpfake.New()
@@ -614,7 +715,7 @@ agent:
 approval:
   allowedSigners:
     - %s
-  importTimeout: 10s
+  importTimeout: %s
 notify:
   alertmanagerURL: %s
 fleet:
@@ -626,7 +727,7 @@ fleet:
     clients:
       execution: {name: geth, version: v1.16.7}
       consensus: {name: lighthouse, version: v8.0.1}
-`, port, filepath.Join(dir, "data"), r.fake.URL(), agentPort, r.alice.signersLine, r.am.url, cmValidator, validatorKey)
+`, port, filepath.Join(dir, "data"), r.fake.URL(), agentPort, r.alice.signersLine, importTimeout, r.am.url, cmValidator, validatorKey)
 	cfgFile := filepath.Join(dir, "failoverd.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -708,6 +809,12 @@ func (r *cmRig) kill(point string) {
 	r.t.Helper()
 	r.d.kill()
 	r.t.Logf("%s: failoverd killed (SIGKILL)", point)
+	r.gatesShut(point)
+}
+
+// gatesShut: with failoverd down, neither gate may open.
+func (r *cmRig) gatesShut(point string) {
+	r.t.Helper()
 	for _, as := range [][]string{{"--as", "home"}, {"--as", "standby", "--standby", r.standby}} {
 		if out, err := cli(r.t, r.bin, r.d.base, append([]string{"gate", "--validator", cmValidator}, as...)...); err == nil {
 			r.t.Fatalf("%s: gate %v opened while failoverd was down: %s", point, as, out)
@@ -856,24 +963,31 @@ func (r *cmRig) waitAgent(gen int64, phase string) {
 	})
 }
 
-// audited reports whether failoverd's audit log holds a record of the
-// approval with nonce and outcome.
-func (r *cmRig) audited(nonce, outcome string) bool {
+// auditRecords returns failoverd's audit records of the approval with
+// nonce and outcome.
+func (r *cmRig) auditRecords(nonce, outcome string) []failover.AuditRecord {
 	r.t.Helper()
 	b, err := os.ReadFile(filepath.Join(filepath.Dir(r.d.cfg), "data", "audit.log"))
 	if err != nil && !os.IsNotExist(err) {
 		r.t.Fatal(err)
 	}
+	var out []failover.AuditRecord
 	for line := range strings.Lines(string(b)) {
 		var rec failover.AuditRecord
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			r.t.Fatalf("audit log line %q: %v", line, err)
 		}
 		if rec.Nonce == nonce && rec.Outcome == outcome {
-			return true
+			out = append(out, rec)
 		}
 	}
-	return false
+	return out
+}
+
+// audited reports whether failoverd's audit log holds a record of the
+// approval with nonce and outcome.
+func (r *cmRig) audited(nonce, outcome string) bool {
+	return len(r.auditRecords(nonce, outcome)) > 0
 }
 
 // standbyCalls counts the requests with method that reached the standby's
