@@ -9,12 +9,12 @@ import (
 	"github.com/failoverd/failoverd/failover/cometbft"
 )
 
-// CometChainer asks a standby's CometBFT node (beacond) through its agent
+// CometBFTChainer asks a standby's CometBFT node (beacond) through its agent
 // whether a validator key is silent: what beacon.Check is on Ethereum. The
 // standby agent client implements it; a StandbyKeys without it cannot move
 // Berachain keys.
-type CometChainer interface {
-	CometChain(ctx context.Context, sb cloud.Standby, pubkeys []string, blocks int) (cometbft.Report, error)
+type CometBFTChainer interface {
+	CometBFTChain(ctx context.Context, sb cloud.Standby, pubkeys []string, blocks int) (cometbft.Report, error)
 }
 
 // cometChainIDs are the consensus chain IDs of the Berachain networks
@@ -29,7 +29,7 @@ var cometChainIDs = map[string]string{
 // about 5 minutes), on the standby's node and on every
 // approval.cometbftNodes entry, all on the validator's network.
 func (e *Engine) cometSilent(ctx context.Context, inc Incident, sb cloud.Standby, m *Migration) error {
-	cc, ok := e.mig.Keys.(CometChainer)
+	cc, ok := e.mig.Keys.(CometBFTChainer)
 	if !ok {
 		return refused(RefuseConfig, "this failoverd's standby agent client cannot check CometBFT commit signatures: Berachain keys cannot move")
 	}
@@ -39,7 +39,7 @@ func (e *Engine) cometSilent(ctx context.Context, inc Incident, sb cloud.Standby
 	blocks := max(e.mig.SilentBlocks, cometbft.DefaultBlocks)
 	cctx, cancel := context.WithTimeout(ctx, e.cfg.Engine.CallTimeout)
 	defer cancel()
-	first, err := cc.CometChain(cctx, sb, m.Pubkeys, blocks)
+	first, err := cc.CometBFTChain(cctx, sb, m.Pubkeys, blocks)
 	if err != nil {
 		return refused(RefuseUnverified, "cannot ask the standby's beacond: %v", err)
 	}

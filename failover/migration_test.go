@@ -2505,14 +2505,14 @@ func TestReconcilerAuditsTheMoveItFinishes(t *testing.T) {
 }
 
 // cometKeys is fakeKeys plus a standby beacond that answers CometBFT
-// silence (failover.CometChainer).
+// silence (failover.CometBFTChainer).
 type cometKeys struct {
 	*fakeKeys
 	report func(pubkeys []string, blocks int) (cometbft.Report, error)
 	asked  []int
 }
 
-func (c *cometKeys) CometChain(_ context.Context, _ cloud.Standby, pubkeys []string, blocks int) (cometbft.Report, error) {
+func (c *cometKeys) CometBFTChain(_ context.Context, _ cloud.Standby, pubkeys []string, blocks int) (cometbft.Report, error) {
 	c.asked = append(c.asked, blocks)
 	return c.report(pubkeys, blocks)
 }

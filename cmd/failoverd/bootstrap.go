@@ -41,8 +41,11 @@ it is empty and mounts it at /var/lib/failoverd-chain, generates the Engine API
 JWT on the VM, and runs, as systemd units with host networking:
   - the execution client (geth; berachain: reth or bera-reth),
   - the consensus BEACON NODE only (lighthouse bn with checkpoint sync; beacond),
-  - the standby agent (failoverd agent, mutual TLS on agent.port).
-There is no validator client and there are no validator keys on a standby.
+  - the standby agent (failoverd agent, mutual TLS on agent.port),
+  - Ethereum: the lighthouse validator client with no validator keys, behind
+    an ownership gate (it starts only while it holds no key or while this
+    standby owns the signing right) and with doppelganger protection.
+Keys arrive only through the agent, after an approval (approve-migration).
 
 Clients, versions, chain and network come from the validator's fleet entry
 (clients.execution / clients.consensus: name, version, optional image); the
@@ -181,7 +184,11 @@ func bootstrapRender(ctx context.Context, e *env, f bootstrapRenderFlags) error 
 				v.Name, strings.Join(cfg.ProvidersFor(v), ", "), provider)
 		}
 	}
-	in := bootstrapInput(v, bootstrap.PlaceholderAgent(cfg.Agent.Image, cfg.Agent.Port))
+	appr, err := standbyApproval(cfg)
+	if err != nil {
+		return err
+	}
+	in := bootstrapInput(v, bootstrap.PlaceholderAgent(cfg.Agent.Image, cfg.Agent.Port), appr)
 	if plan != nil {
 		in.Execution.ExtraArgs, in.Consensus.ExtraArgs = plan.execArgs, plan.consArgs
 		in.CheckpointSyncURL = plan.checkpointSyncURL
@@ -210,9 +217,9 @@ func writeOutput(e *env, path string, out []byte, what string) error {
 // from the fleet entry, and the agent with its credentials. A client's image
 // may be a repository (as --from-release --print-config writes it): the
 // standby then runs image:version.
-func bootstrapInput(v config.Validator, a bootstrap.Agent) bootstrap.Input {
+func bootstrapInput(v config.Validator, a bootstrap.Agent, appr bootstrap.Approval) bootstrap.Input {
 	return bootstrap.Input{
-		Validator: v.Name, Chain: v.Chain, Network: v.Network,
+		Validator: v.Name, Chain: v.Chain, Network: v.Network, Approval: appr, FeeRecipient: v.FeeRecipient,
 		Execution: bootstrap.Client{Name: v.Clients.Execution.Name, Version: v.Clients.Execution.Version, Image: clientImage(v.Clients.Execution)},
 		Consensus: bootstrap.Client{Name: v.Clients.Consensus.Name, Version: v.Clients.Consensus.Version, Image: clientImage(v.Clients.Consensus)},
 		Agent:     a,

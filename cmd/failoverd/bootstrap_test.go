@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,15 +50,53 @@ func TestBootstrapRenderEthereum(t *testing.T) {
 		"--entrypoint failoverd ghcr.io/failoverd/failoverd:latest",
 		"--listen 0.0.0.0:7443",
 		bootstrap.Placeholder,
+		// The validator client runs behind the ownership gate, with
+		// doppelganger protection, and the agent can import into it.
+		"ExecStartPre=/usr/local/sbin/failoverd-gate",
+		"--enable-doppelganger-protection",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output has no %q", want)
 		}
 	}
-	for _, bad := range []string{"validator_client", "keystore", " vc ", "--validators-dir"} {
+	// Keys only ever arrive through the agent: no keystore, no password
+	// and no enabled validator unit in what a standby boots with.
+	for _, bad := range []string{"voting_keystore_path", "systemctl enable failoverd-validator", "--keymanager-url"} {
 		if strings.Contains(out, bad) {
 			t.Errorf("output contains %q", bad)
 		}
+	}
+}
+
+// With approvers configured, the standby's agent gets the same approvers,
+// threshold and chain silence as failoverd, and the validator client's
+// Keymanager API to import into.
+func TestBootstrapRenderPassesApprovers(t *testing.T) {
+	base, err := os.ReadFile(localConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signers := filepath.Join(t.TempDir(), "allowed_signers")
+	line := "bob@example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMzFbDhUWqyk0Xfu1uv2A8XKVGGUpkFsIQ6Hb5n1kfWT"
+	if err := os.WriteFile(signers, []byte("# approvers\n"+line+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "failoverd.yaml")
+	extra := fmt.Sprintf("\napproval:\n  allowedSignersFile: %s\n  threshold: 1\n  silentEpochs: 4\n", signers)
+	if err := os.WriteFile(cfg, append(base, extra...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := bootstrapCLI(t, "bootstrap", "render", "--config", cfg, "--validator", "eth-mainnet-1")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	for _, want := range []string{"--allowed-signers", "--approval-threshold 1", "--silent-epochs 4", "--keymanager-url http://127.0.0.1:5062", "bob@example.org ssh-ed25519"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output has no %q", want)
+		}
+	}
+	if strings.Contains(out, "# approvers") {
+		t.Error("the allowed_signers comment reached the standby")
 	}
 }
 
@@ -87,8 +126,13 @@ func TestBootstrapRenderBerachainAWS(t *testing.T) {
 			t.Errorf("output has no %q", want)
 		}
 	}
-	if len(b) > cloud.MaxUserData["aws"] {
-		t.Errorf("%d bytes, over the AWS limit", len(b))
+	// What reaches EC2 is the packed (gzip) form.
+	packed, err := bootstrap.Pack(b, "aws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(packed) > cloud.MaxUserData["aws"] {
+		t.Errorf("%d bytes packed, over the AWS limit", len(packed))
 	}
 }
 
@@ -123,7 +167,7 @@ func TestBootstrapHelp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"--validator", "--config", "--provider", "no validator client", bootstrap.Placeholder, "16 KiB"} {
+	for _, want := range []string{"--validator", "--config", "--provider", "no validator keys", bootstrap.Placeholder, "16 KiB"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("help has no %q", want)
 		}

@@ -75,7 +75,13 @@ func buildProviders(ctx context.Context, cfg *config.Config, reg prometheus.Regi
 // name and the incident's creation second), so a repeated create sends the
 // same bytes. The simulated cloud boots nothing.
 func standbyBootstrap(cfg *config.Config, auth *pki.Authority) func(context.Context, failover.Incident, string) ([]byte, error) {
+	// Read once: the allowed signers a standby boots with must not change
+	// between two tries of the same create.
+	appr, apprErr := standbyApproval(cfg)
 	return func(_ context.Context, inc failover.Incident, provider string) ([]byte, error) {
+		if apprErr != nil {
+			return nil, apprErr
+		}
 		if provider == config.ProviderSim {
 			return nil, nil
 		}
@@ -88,7 +94,7 @@ func standbyBootstrap(cfg *config.Config, auth *pki.Authority) func(context.Cont
 			return nil, err
 		}
 		a := bootstrap.Agent{Image: cfg.Agent.Image, Port: cfg.Agent.Port, CACertPEM: auth.CAPEM(), CertPEM: cert, KeyPEM: key}
-		out, err := bootstrap.RenderFor(bootstrapInput(v, a), provider)
+		out, err := bootstrap.RenderFor(bootstrapInput(v, a, appr), provider)
 		if err != nil {
 			return nil, err
 		}
@@ -102,13 +108,17 @@ func standbyBootstrap(cfg *config.Config, auth *pki.Authority) func(context.Cont
 // chain) is refused when the configuration is loaded, not in the middle of
 // an outage.
 func checkBootstraps(cfg *config.Config) error {
+	appr, err := standbyApproval(cfg)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for _, v := range cfg.Fleet {
 		for _, p := range cfg.ProvidersFor(v) {
 			if p != config.ProviderGCP && p != config.ProviderAWS {
 				continue
 			}
-			in := bootstrapInput(v, bootstrap.PlaceholderAgent(cfg.Agent.Image, cfg.Agent.Port))
+			in := bootstrapInput(v, bootstrap.PlaceholderAgent(cfg.Agent.Image, cfg.Agent.Port), appr)
 			if _, err := bootstrap.RenderFor(in, p); err != nil {
 				errs = append(errs, fmt.Errorf("fleet entry %s (clients for its %s standby): %w", v.Name, p, err))
 			}

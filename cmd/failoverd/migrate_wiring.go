@@ -19,6 +19,8 @@ import (
 	"github.com/failoverd/failoverd/failover/approval"
 	"github.com/failoverd/failoverd/failover/audit"
 	"github.com/failoverd/failoverd/failover/beacon"
+	"github.com/failoverd/failoverd/failover/bootstrap"
+	"github.com/failoverd/failoverd/failover/cometbft"
 	"github.com/failoverd/failoverd/failover/config"
 	"github.com/failoverd/failoverd/failover/kube/fence"
 	"github.com/failoverd/failoverd/failover/pki"
@@ -27,18 +29,45 @@ import (
 // mainnetRoot is Ethereum mainnet's genesis_validators_root.
 const mainnetRoot = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f511bfe95"
 
-// migrationOptions wires key moves: approvers from config, the standby
-// agent client, the CA as grant signer, the audit log and, with Kubernetes
-// access, home fencing by scaling to zero.
-func migrationOptions(cfg *config.Config, auth *pki.Authority, agents *agent.Client, kubeRC *rest.Config) (failover.MigrationOptions, error) {
+// approverLines are the allowed_signers lines of approval.allowedSigners
+// and approval.allowedSignersFile.
+func approverLines(cfg *config.Config) ([]string, error) {
 	a := cfg.Approval
 	lines := append([]string(nil), a.AllowedSigners...)
 	if a.AllowedSignersFile != "" {
 		b, err := os.ReadFile(a.AllowedSignersFile)
 		if err != nil {
-			return failover.MigrationOptions{}, fmt.Errorf("approval.allowedSignersFile: %w", err)
+			return nil, fmt.Errorf("approval.allowedSignersFile: %w", err)
 		}
 		lines = append(lines, strings.Split(string(b), "\n")...)
+	}
+	return lines, nil
+}
+
+// standbyApproval is what a standby's agent needs to take keys: the same
+// approvers, threshold and chain silence as failoverd.
+func standbyApproval(cfg *config.Config) (bootstrap.Approval, error) {
+	lines, err := approverLines(cfg)
+	if err != nil {
+		return bootstrap.Approval{}, err
+	}
+	var kept []string
+	for _, l := range lines {
+		if strings.TrimSpace(l) != "" && !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			kept = append(kept, l)
+		}
+	}
+	return bootstrap.Approval{AllowedSigners: kept, Threshold: cfg.Approval.Threshold, SilentEpochs: cfg.Approval.SilentEpochs}, nil
+}
+
+// migrationOptions wires key moves: approvers from config, the standby
+// agent client, the CA as grant signer, the audit log and, with Kubernetes
+// access, home fencing by scaling to zero.
+func migrationOptions(cfg *config.Config, auth *pki.Authority, agents *agent.Client, kubeRC *rest.Config) (failover.MigrationOptions, error) {
+	a := cfg.Approval
+	lines, err := approverLines(cfg)
+	if err != nil {
+		return failover.MigrationOptions{}, err
 	}
 	var signers approval.AllowedSigners
 	if len(lines) > 0 {
@@ -58,16 +87,22 @@ func migrationOptions(cfg *config.Config, auth *pki.Authority, agents *agent.Cli
 		}
 		beacons = append(beacons, b)
 	}
+	var comets []*cometbft.Client
+	for _, u := range a.CometBFTNodes {
+		c, err := cometbft.New(u)
+		if err != nil {
+			return failover.MigrationOptions{}, fmt.Errorf("approval.cometbftNodes: %w", err)
+		}
+		comets = append(comets, c)
+	}
 	roots := map[string]string{"mainnet": mainnetRoot}
 	workloads := map[string]fence.Workload{}
 	for _, v := range cfg.Fleet {
-		if v.GenesisValidatorsRoot != "" {
+		// Roots are Ethereum's: Berachain is checked by chain ID
+		// (failover.cometSilent), and its network names ("mainnet") must
+		// not unpin Ethereum's.
+		if v.Chain == config.ChainEthereum && v.GenesisValidatorsRoot != "" {
 			roots[v.Network] = strings.ToLower(v.GenesisValidatorsRoot)
-		}
-		if v.Chain != config.ChainEthereum {
-			// Berachain's own roots are not the beacon API's; it is
-			// checked for agreement between the nodes only.
-			delete(roots, v.Network)
 		}
 		if v.Home.Workload != "" {
 			w, err := fence.ParseWorkload(v.Home.Workload)
@@ -87,6 +122,7 @@ func migrationOptions(cfg *config.Config, auth *pki.Authority, agents *agent.Cli
 	}
 	o := failover.MigrationOptions{
 		Signers: signers, Threshold: a.Threshold, SilentEpochs: a.SilentEpochs, Beacons: beacons,
+		SilentBlocks: a.SilentBlocks, CometNodes: comets,
 		GenesisRoots: roots, Keys: agents, Grants: auth, Audit: al, ImportTimeout: a.ImportTimeout,
 		CertSHA256: standbyCertSHA256(auth),
 	}
@@ -117,3 +153,6 @@ func standbyCertSHA256(auth *pki.Authority) func(failover.Incident) (string, err
 		return hex.EncodeToString(sum[:]), nil
 	}
 }
+
+// The standby agent client is what checks Berachain silence.
+var _ failover.CometBFTChainer = (*agent.Client)(nil)

@@ -279,6 +279,12 @@ type Approval struct {
 	// BeaconNodes are further beacon node URLs asked for chain silence,
 	// besides the standby's own.
 	BeaconNodes []string `mapstructure:"beaconNodes" json:"beaconNodes"`
+	// SilentBlocks is, on Berachain, how many of the latest blocks must lack
+	// the validator's commit signature (at least 150, about 5 minutes).
+	SilentBlocks int `mapstructure:"silentBlocks" json:"silentBlocks"`
+	// CometBFTNodes are further CometBFT RPC URLs (beacond, port 26657)
+	// asked for silence on Berachain, besides the standby's own node.
+	CometBFTNodes []string `mapstructure:"cometbftNodes" json:"cometbftNodes"`
 	// ImportTimeout is how long a migration waits for the standby to report
 	// its key import before it stops and pages.
 	ImportTimeout time.Duration `mapstructure:"importTimeout" json:"importTimeout"`

@@ -53,6 +53,7 @@ func Default() Config {
 			Threshold:    1,
 			Validity:     15 * time.Minute,
 			SilentEpochs: 3,
+			SilentBlocks: 150,
 			// Long enough for an approver to read keystores and unlock them.
 			ImportTimeout: 30 * time.Minute,
 		},

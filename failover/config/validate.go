@@ -207,6 +207,12 @@ func (c *Config) validateApproval(v *validator) {
 	for i, u := range a.BeaconNodes {
 		v.endpoint(fmt.Sprintf("approval.beaconNodes[%d]", i), u)
 	}
+	if a.SilentBlocks < 150 || a.SilentBlocks > 10000 {
+		v.add("approval.silentBlocks", "must be between 150 and 10000: fewer blocks (about 5 minutes on Berachain) do not prove the old signer stopped (got %d)", a.SilentBlocks)
+	}
+	for i, u := range a.CometBFTNodes {
+		v.endpoint(fmt.Sprintf("approval.cometbftNodes[%d]", i), u)
+	}
 	v.positive("approval.importTimeout", a.ImportTimeout)
 }
 
