@@ -11,6 +11,7 @@ import (
 
 	"github.com/failoverd/failoverd/failover/agent"
 	"github.com/failoverd/failoverd/failover/approval"
+	"github.com/failoverd/failoverd/failover/cometbft"
 )
 
 type agentFlags struct {
@@ -31,6 +32,13 @@ type agentFlags struct {
 	kmTokenFile  string
 	stateDir     string
 	silentEpochs int
+	// Berachain (cometbft_keys.go in failover/agent).
+	chain        string
+	cometURL     string
+	cometDir     string
+	cometChainID string
+	silentBlocks int
+	hostTimeout  time.Duration
 }
 
 func newAgentCmd(e *env) *cobra.Command {
@@ -56,6 +64,14 @@ checked again on the local beacon node right before the keys go to the
 validator client's Keymanager API with their slashing protection. A failback
 (POST /v1/keys/fence, failoverd only) deletes them again.
 
+With --chain berachain the validator signs inside beacond: an import carries
+its priv_validator_key.json and priv_validator_state.json, silence is checked
+on the local CometBFT node (--cometbft-url) over the last --silent-blocks
+commits, and the key is staged in --cometbft-dir for the host's
+failoverd-cometbft-key unit, which swaps it into beacond and answers; a
+failback has the host remove it and returns beacond's last signing state.
+POST /v1/chain with {"kind":"cometbft"} answers the CometBFT node's view.
+
 Threat model: the port faces the internet, so every route but the key import
 answers only failoverd's client certificate (CN "failoverd", CA in --client-ca).
 
@@ -64,7 +80,10 @@ bootstrap; see failover/agent/README.md.`,
 		Example: `  failoverd agent --tls-cert /etc/failoverd/agent.crt --tls-key /etc/failoverd/agent.key \
     --client-ca /etc/failoverd/client-ca.crt
   failoverd agent --listen 0.0.0.0:7443 --tls-cert agent.crt --tls-key agent.key --client-ca ca.crt \
-    --execution-url http://127.0.0.1:8545 --beacon-url http://127.0.0.1:5052 --data-path /var/lib/failoverd-chain`,
+    --execution-url http://127.0.0.1:8545 --beacon-url http://127.0.0.1:5052 --data-path /var/lib/failoverd-chain
+  failoverd agent --chain berachain --tls-cert agent.crt --tls-key agent.key --client-ca ca.crt \
+    --control-dir /var/lib/failoverd-agent --state-dir /var/lib/failoverd-agent/state \
+    --allowed-signers /etc/failoverd/allowed_signers --cometbft-chain-id mainnet-beacon-80094`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAgent(cmd, e, f)
@@ -88,6 +107,12 @@ bootstrap; see failover/agent/README.md.`,
 	fl.StringVar(&f.kmTokenFile, "keymanager-token-file", "", "its bearer token file")
 	fl.StringVar(&f.stateDir, "state-dir", "/var/lib/failoverd-agent", "where the signer state (ownership generation, used approvals) is kept")
 	fl.IntVar(&f.silentEpochs, "silent-epochs", 3, "finished epochs of chain silence required right before an import (at least 3)")
+	fl.StringVar(&f.chain, "chain", "ethereum", "the validator's chain: ethereum (keystores through the Keymanager API) or berachain (beacond's CometBFT key through the host)")
+	fl.StringVar(&f.cometURL, "cometbft-url", agent.DefaultCometBFTURL, "berachain: beacond's CometBFT RPC")
+	fl.StringVar(&f.cometDir, "cometbft-dir", agent.DefaultCometBFTKeyDir, "berachain: directory shared with the host's failoverd-cometbft-key unit, where the key is staged")
+	fl.StringVar(&f.cometChainID, "cometbft-chain-id", "", "berachain: the chain ID the node must be on before a key install (mainnet-beacon-80094, bepolia-beacon-80069); empty: not checked, reported")
+	fl.IntVar(&f.silentBlocks, "silent-blocks", cometbft.DefaultBlocks, "berachain: latest commits that must lack the validator's signature right before an install")
+	fl.DurationVar(&f.hostTimeout, "cometbft-host-timeout", agent.DefaultCometBFTHostTimeout, "berachain: how long to wait for the host to install or remove the key")
 	return cmd
 }
 
@@ -109,6 +134,17 @@ func runAgent(cmd *cobra.Command, e *env, f agentFlags) error {
 	if err != nil {
 		return err
 	}
+	var comet agent.CometBFTOptions
+	switch f.chain {
+	case "ethereum":
+	case "berachain":
+		if f.silentBlocks < cometbft.MinBlocks || f.silentBlocks > cometbft.MaxBlocks {
+			return &usageError{fmt.Errorf("--silent-blocks %d: want %d to %d", f.silentBlocks, cometbft.MinBlocks, cometbft.MaxBlocks)}
+		}
+		comet = agent.CometBFTOptions{URL: f.cometURL, KeyDir: f.cometDir, ChainID: f.cometChainID, Blocks: f.silentBlocks, HostTimeout: f.hostTimeout}
+	default:
+		return &usageError{fmt.Errorf("--chain %q: want ethereum or berachain", f.chain)}
+	}
 	var keys agent.KeyOptions
 	if f.signersFile != "" {
 		b, err := os.ReadFile(f.signersFile)
@@ -119,8 +155,11 @@ func runAgent(cmd *cobra.Command, e *env, f agentFlags) error {
 		if err != nil {
 			return fmt.Errorf("--allowed-signers: %w", err)
 		}
-		if f.kmURL == "" {
+		if f.kmURL == "" && f.chain == "ethereum" {
 			return &usageError{errors.New("--allowed-signers needs --keymanager-url: keys go to the local validator client")}
+		}
+		if f.chain == "berachain" && f.controlDir == "" {
+			return &usageError{errors.New("--chain berachain with --allowed-signers needs --control-dir: beacond's gate reads validator-start there")}
 		}
 		token := ""
 		if f.kmTokenFile != "" {
@@ -138,6 +177,7 @@ func runAgent(cmd *cobra.Command, e *env, f agentFlags) error {
 	}
 	return agent.Run(cmd.Context(), agent.Options{
 		Keys:         keys,
+		CometBFT:     comet,
 		Listen:       f.listen,
 		CertFile:     f.certFile,
 		KeyFile:      f.keyFile,

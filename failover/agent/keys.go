@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/failoverd/failoverd/failover"
 	"github.com/failoverd/failoverd/failover/approval"
@@ -69,6 +70,12 @@ type ImportRequest struct {
 	Keystores          []string     `json:"keystores"`
 	Passwords          []string     `json:"passwords"`
 	SlashingProtection string       `json:"slashing_protection"`
+	// Berachain (an agent run with CometBFT.KeyDir): the validator's
+	// priv_validator_key.json and priv_validator_state.json, as file
+	// contents; Keystores, Passwords and SlashingProtection stay empty. An
+	// empty state is synthesized at the chain's height.
+	PrivValidatorKey   string `json:"priv_validator_key,omitempty"`
+	PrivValidatorState string `json:"priv_validator_state,omitempty"`
 }
 
 // ImportReply is the answer to an import: the per-key statuses.
@@ -77,6 +84,9 @@ type ImportReply struct {
 	Phase       string            `json:"phase"`
 	KeyStatuses map[string]string `json:"keyStatuses"`
 	Message     string            `json:"message,omitempty"`
+	// Network is the chain ID the agent's CometBFT node reported right
+	// before a Berachain install (empty on Ethereum).
+	Network string `json:"network,omitempty"`
 }
 
 // FenceRequest is POST /v1/keys/fence (failoverd, on a failback).
@@ -84,10 +94,25 @@ type FenceRequest struct {
 	Grant grant.Signed `json:"grant"`
 }
 
-// ChainRequest is POST /v1/chain.
+// ChainRequest is POST /v1/chain. Kind "" (or ChainKindBeacon) asks the
+// beacon node over Epochs and answers a beacon.Report; ChainKindCometBFT
+// asks the CometBFT node about the one key in Pubkeys over Blocks and
+// answers a cometbft.Report.
 type ChainRequest struct {
+	Kind    string   `json:"kind,omitempty"`
 	Pubkeys []string `json:"pubkeys"`
 	Epochs  int      `json:"epochs"`
+	Blocks  int      `json:"blocks,omitempty"`
+}
+
+// FenceReply is the answer to POST /v1/keys/fence: failover.FenceReport's
+// fields, and on Berachain the signing state beacond left behind.
+type FenceReply struct {
+	failover.FenceReport
+	// PrivValidatorState is the priv_validator_state.json beacond kept
+	// until the key was removed (Berachain; empty when it had none).
+	PrivValidatorState string `json:"privValidatorState,omitempty"`
+	Message            string `json:"message,omitempty"`
 }
 
 type signerState struct {
@@ -102,24 +127,40 @@ type keys struct {
 	beacon  *beacon.Client
 	km      *keymanager.Client
 	s       *server
+	// comet is the Berachain side (cometbft_keys.go); nil on Ethereum.
+	comet *cometKeys
 
 	mu    sync.Mutex
 	state signerState
+	// shown is the state as last saved, for /v1/status: a Berachain install
+	// holds mu while the host swaps keys, and status must not wait for it.
+	shownMu sync.Mutex
+	shown   failover.SignerState
 }
 
 func newKeys(s *server, o KeyOptions, bc *beacon.Client) (*keys, error) {
 	k := &keys{o: o, control: s.o.ControlDir, beacon: bc, s: s}
+	var err error
+	if k.comet, err = newCometKeys(s.o.CometBFT, s.o.Timeout); err != nil {
+		return nil, err
+	}
 	if len(o.AllowedSigners) == 0 {
 		return k, nil
 	}
-	if o.StateDir == "" || o.KeymanagerURL == "" || len(o.CAPEM) == 0 || o.StandbyName == "" {
-		return nil, errors.New("agent: key import needs a state directory, the validator client's Keymanager URL, the CA and the standby's name")
+	if k.comet.installs() {
+		if err := k.comet.ready(o, s.o.ControlDir); err != nil {
+			return nil, err
+		}
+	} else {
+		if o.StateDir == "" || o.KeymanagerURL == "" || len(o.CAPEM) == 0 || o.StandbyName == "" {
+			return nil, errors.New("agent: key import needs a state directory, the validator client's Keymanager URL, the CA and the standby's name")
+		}
+		km, err := keymanager.New(o.KeymanagerURL, o.KeymanagerToken)
+		if err != nil {
+			return nil, fmt.Errorf("agent: keymanager: %w", err)
+		}
+		k.km = km
 	}
-	km, err := keymanager.New(o.KeymanagerURL, o.KeymanagerToken)
-	if err != nil {
-		return nil, fmt.Errorf("agent: keymanager: %w", err)
-	}
-	k.km = km
 	b, err := os.ReadFile(filepath.Join(o.StateDir, signerFile))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -131,22 +172,39 @@ func newKeys(s *server, o KeyOptions, bc *beacon.Client) (*keys, error) {
 			return nil, fmt.Errorf("agent: signer state %s is corrupt: %w", filepath.Join(o.StateDir, signerFile), err)
 		}
 	}
+	if err := k.recoverCometBFT(); err != nil {
+		return nil, err
+	}
+	k.show()
 	return k, nil
 }
 
-func (k *keys) enabled() bool { return k.km != nil }
+func (k *keys) enabled() bool {
+	return k.km != nil || (k.comet.installs() && len(k.o.AllowedSigners) > 0)
+}
 
 // current returns the signer state for /v1/status.
 func (k *keys) current() failover.SignerState {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	st := k.state.SignerState
+	k.shownMu.Lock()
+	defer k.shownMu.Unlock()
+	st := k.shown
 	st.KeyStatuses = maps.Clone(st.KeyStatuses)
 	return st
 }
 
+// show publishes k.state for current(); called with mu held.
+func (k *keys) show() {
+	st := k.state.SignerState
+	st.KeyStatuses = maps.Clone(st.KeyStatuses)
+	k.shownMu.Lock()
+	k.shown = st
+	k.shownMu.Unlock()
+}
+
 // save writes the state durably before the agent acts on it.
 func (k *keys) save() error {
+	// Shown even when the write fails: it is what the agent acts on.
+	k.show()
 	b, err := json.Marshal(k.state)
 	if err != nil {
 		return err
@@ -201,6 +259,7 @@ func (s *server) importKeys(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "malformed key import request: " + err.Error()})
 		return
 	}
+	s.keys.comet.extendWrite(w)
 	reply, err := s.keys.doImport(r.Context(), req)
 	clear(req.Passwords)
 	if err != nil {
@@ -231,16 +290,16 @@ func (k *keys) doImport(ctx context.Context, req ImportRequest) (ImportReply, er
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.comet.installs() {
+		return k.importCometBFT(ctx, req)
+	}
+	if req.PrivValidatorKey != "" || req.PrivValidatorState != "" {
+		return ImportReply{}, refuse(http.StatusBadRequest, "this agent's validator is on Ethereum: it imports EIP-2335 keystores, not a CometBFT priv_validator_key.json")
+	}
 	now := k.s.o.Now()
-	g, err := grant.Verify(req.Grant, k.o.CAPEM, now)
+	g, err := k.migrationGrant(req, now)
 	if err != nil {
-		return ImportReply{}, refuse(http.StatusForbidden, "failoverd's grant does not verify: %v", err)
-	}
-	if g.Action != approval.ActionMigrate || g.Standby != k.o.StandbyName || g.Owner != k.o.StandbyName {
-		return ImportReply{}, refuse(http.StatusForbidden, "the grant is for %s to %s on %s, not a migration to this standby (%s)", g.Action, g.Owner, g.Standby, k.o.StandbyName)
-	}
-	if g.Generation <= k.state.Generation {
-		return ImportReply{}, refuse(http.StatusConflict, "ownership changed meanwhile: the grant is for generation %d and this standby has seen %d", g.Generation, k.state.Generation)
+		return ImportReply{}, err
 	}
 	if len(req.Keystores) == 0 || len(req.Keystores) != len(req.Passwords) {
 		return ImportReply{}, refuse(http.StatusBadRequest, "%d keystores and %d passwords: one password per keystore", len(req.Keystores), len(req.Passwords))
@@ -256,24 +315,9 @@ func (k *keys) doImport(ctx context.Context, req ImportRequest) (ImportReply, er
 	if !g.Covers(pubkeys) {
 		return ImportReply{}, refuse(http.StatusForbidden, "the keystores are not exactly the keys the grant names")
 	}
-	a, err := approval.ParseCanonical([]byte(req.Approval))
+	next, err := k.approved(req, g, pubkeys)
 	if err != nil {
-		return ImportReply{}, refuse(http.StatusForbidden, "approval: %v", err)
-	}
-	sum := sha256.Sum256([]byte(req.Approval))
-	if hex.EncodeToString(sum[:]) != g.ApprovalSHA256 {
-		return ImportReply{}, refuse(http.StatusForbidden, "the approval is not the one failoverd accepted")
-	}
-	sigs := make([][]byte, len(req.Signatures))
-	for i, sg := range req.Signatures {
-		sigs[i] = []byte(sg)
-	}
-	next := k.state
-	next.Nonces = slices.Clone(k.state.Nonces)
-	v := &approval.Verifier{Signers: k.o.AllowedSigners, Threshold: k.o.Threshold, Now: k.s.o.Now, Used: agentNonces{&next}}
-	if _, err := v.Verify(a, sigs, approval.Want{Incident: g.Incident, Standby: k.o.StandbyName,
-		StandbyCertSHA256: k.o.CertSHA256, Pubkeys: pubkeys, Action: approval.ActionMigrate}); err != nil {
-		return ImportReply{}, refuse(http.StatusForbidden, "%v", err)
+		return ImportReply{}, err
 	}
 	// Right before the import: the chain must still show the keys silent.
 	rep, err := beacon.Check(ctx, k.beacon, pubkeys, max(k.o.SilentEpochs, beacon.MinSilentEpochs), now)
@@ -324,6 +368,50 @@ func (k *keys) doImport(ctx context.Context, req ImportRequest) (ImportReply, er
 	return ImportReply{Generation: g.Generation, Phase: failover.SignerImported, KeyStatuses: byKey, Message: k.state.Message}, nil
 }
 
+// migrationGrant checks failoverd's grant of a key import: signed by its
+// CA, a migration to this standby, and a generation this standby has not
+// seen. Called with mu held.
+func (k *keys) migrationGrant(req ImportRequest, now time.Time) (grant.Grant, error) {
+	g, err := grant.Verify(req.Grant, k.o.CAPEM, now)
+	if err != nil {
+		return grant.Grant{}, refuse(http.StatusForbidden, "failoverd's grant does not verify: %v", err)
+	}
+	if g.Action != approval.ActionMigrate || g.Standby != k.o.StandbyName || g.Owner != k.o.StandbyName {
+		return grant.Grant{}, refuse(http.StatusForbidden, "the grant is for %s to %s on %s, not a migration to this standby (%s)", g.Action, g.Owner, g.Standby, k.o.StandbyName)
+	}
+	if g.Generation <= k.state.Generation {
+		return grant.Grant{}, refuse(http.StatusConflict, "ownership changed meanwhile: the grant is for generation %d and this standby has seen %d", g.Generation, k.state.Generation)
+	}
+	return g, nil
+}
+
+// approved checks the people's approval the grant names, for exactly
+// pubkeys (which the caller has checked the grant covers). It returns the
+// signer state with the approval's nonce spent, for the caller to save
+// once it goes ahead; k.state is unchanged. Called with mu held.
+func (k *keys) approved(req ImportRequest, g grant.Grant, pubkeys []string) (signerState, error) {
+	a, err := approval.ParseCanonical([]byte(req.Approval))
+	if err != nil {
+		return signerState{}, refuse(http.StatusForbidden, "approval: %v", err)
+	}
+	sum := sha256.Sum256([]byte(req.Approval))
+	if hex.EncodeToString(sum[:]) != g.ApprovalSHA256 {
+		return signerState{}, refuse(http.StatusForbidden, "the approval is not the one failoverd accepted")
+	}
+	sigs := make([][]byte, len(req.Signatures))
+	for i, sg := range req.Signatures {
+		sigs[i] = []byte(sg)
+	}
+	next := k.state
+	next.Nonces = slices.Clone(k.state.Nonces)
+	v := &approval.Verifier{Signers: k.o.AllowedSigners, Threshold: k.o.Threshold, Now: k.s.o.Now, Used: agentNonces{&next}}
+	if _, err := v.Verify(a, sigs, approval.Want{Incident: g.Incident, Standby: k.o.StandbyName,
+		StandbyCertSHA256: k.o.CertSHA256, Pubkeys: pubkeys, Action: approval.ActionMigrate}); err != nil {
+		return signerState{}, refuse(http.StatusForbidden, "%v", err)
+	}
+	return next, nil
+}
+
 // fail stops the signer after a failed import: every key is removed again
 // and the validator client's gate closed, so nothing half-imported signs.
 func (k *keys) fail(ctx context.Context, pubkeys []string, statuses map[string]string, why string) (ImportReply, error) {
@@ -364,6 +452,7 @@ func (s *server) fenceKeys(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "malformed fence request: " + err.Error()})
 		return
 	}
+	s.keys.comet.extendWrite(w)
 	rep, err := s.keys.doFence(r.Context(), req)
 	if err != nil {
 		code := http.StatusInternalServerError
@@ -381,28 +470,31 @@ func (s *server) fenceKeys(w http.ResponseWriter, r *http.Request) {
 
 // doFence removes the keys on a failback grant. Idempotent: a repeat of the
 // same grant answers the recorded result.
-func (k *keys) doFence(ctx context.Context, req FenceRequest) (failover.FenceReport, error) {
+func (k *keys) doFence(ctx context.Context, req FenceRequest) (FenceReply, error) {
 	if !k.enabled() {
-		return failover.FenceReport{}, refuse(http.StatusNotImplemented, "this agent has no Keymanager configured")
+		return FenceReply{}, refuse(http.StatusNotImplemented, "this agent has no Keymanager configured")
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	g, err := grant.Verify(req.Grant, k.o.CAPEM, k.s.o.Now())
 	if err != nil {
-		return failover.FenceReport{}, refuse(http.StatusForbidden, "failoverd's grant does not verify: %v", err)
+		return FenceReply{}, refuse(http.StatusForbidden, "failoverd's grant does not verify: %v", err)
 	}
 	if g.Action != approval.ActionFailback || g.Standby != k.o.StandbyName {
-		return failover.FenceReport{}, refuse(http.StatusForbidden, "the grant is not a failback from this standby")
+		return FenceReply{}, refuse(http.StatusForbidden, "the grant is not a failback from this standby")
 	}
 	// The same generation again is a repeat (fenced) or a failback approved
 	// again after a fence that failed: the signing right has not moved since.
 	if g.Generation < k.state.Generation || (g.Generation == k.state.Generation && k.state.Phase != failover.SignerFenced && k.state.Phase != failover.SignerFailed) {
-		return failover.FenceReport{}, refuse(http.StatusConflict, "ownership changed meanwhile: grant generation %d, this standby has seen %d", g.Generation, k.state.Generation)
+		return FenceReply{}, refuse(http.StatusConflict, "ownership changed meanwhile: grant generation %d, this standby has seen %d", g.Generation, k.state.Generation)
+	}
+	if k.comet.installs() {
+		return k.fenceCometBFT(g)
 	}
 	k.closeValidator()
 	res, err := k.km.DeleteKeystores(ctx, g.Pubkeys)
 	if err != nil && res.SlashingProtection == "" {
-		return failover.FenceReport{}, fmt.Errorf("agent: delete keys: %w", err)
+		return FenceReply{}, fmt.Errorf("agent: delete keys: %w", err)
 	}
 	statuses := map[string]string{}
 	for _, ks := range res.Keys {
@@ -415,9 +507,9 @@ func (k *keys) doFence(ctx context.Context, req FenceRequest) (failover.FenceRep
 	}
 	k.state.SignerState = failover.SignerState{Generation: g.Generation, Phase: phase, KeyStatuses: statuses, Message: msg}
 	if err := k.save(); err != nil {
-		return failover.FenceReport{}, fmt.Errorf("agent: save signer state: %w", err)
+		return FenceReply{}, fmt.Errorf("agent: save signer state: %w", err)
 	}
-	return failover.FenceReport{KeyStatuses: statuses, SlashingProtection: res.SlashingProtection}, nil
+	return FenceReply{FenceReport: failover.FenceReport{KeyStatuses: statuses, SlashingProtection: res.SlashingProtection}}, nil
 }
 
 // standbyFenced is keymanager.Fenced for the standby's own validator
@@ -442,6 +534,15 @@ func (s *server) chain(w http.ResponseWriter, r *http.Request) {
 	var req ChainRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Pubkeys) == 0 {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "want {\"pubkeys\": [...], \"epochs\": N}"})
+		return
+	}
+	switch req.Kind {
+	case "", ChainKindBeacon:
+	case ChainKindCometBFT:
+		s.cometChain(w, r, req)
+		return
+	default:
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("unknown kind %q: want %q or %q", req.Kind, ChainKindBeacon, ChainKindCometBFT)})
 		return
 	}
 	seen := make(map[string]bool, len(req.Pubkeys))

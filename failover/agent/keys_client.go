@@ -16,6 +16,7 @@ import (
 	"github.com/failoverd/failoverd/cloud"
 	"github.com/failoverd/failoverd/failover"
 	"github.com/failoverd/failoverd/failover/beacon"
+	"github.com/failoverd/failoverd/failover/cometbft"
 	"github.com/failoverd/failoverd/failover/grant"
 )
 
@@ -43,6 +44,26 @@ func (c *Client) Fence(ctx context.Context, s cloud.Standby, g grant.Signed) (fa
 	return rep, err
 }
 
+// CometBFTChain is what the standby's CometBFT node (Berachain's beacond)
+// says of the validator's key (pubkeys holds exactly one) over the last
+// blocks commits (0: the agent's default), computed by its agent.
+func (c *Client) CometBFTChain(ctx context.Context, s cloud.Standby, pubkeys []string, blocks int) (cometbft.Report, error) {
+	var rep cometbft.Report
+	err := c.post(ctx, s, "/v1/chain", ChainRequest{Kind: ChainKindCometBFT, Pubkeys: pubkeys, Blocks: blocks}, &rep)
+	return rep, err
+}
+
+// FenceCometBFT is Fence for a Berachain standby: the host removes the key,
+// which means stopping beacond first, so it waits up to
+// DefaultCometBFTHostTimeout and more (the caller's ctx may end it sooner;
+// the agent records the outcome anyway and a repeat answers it). The reply
+// carries beacond's last signing state.
+func (c *Client) FenceCometBFT(ctx context.Context, s cloud.Standby, g grant.Signed) (FenceReply, error) {
+	var rep FenceReply
+	err := c.postWithin(ctx, s, "/v1/keys/fence", FenceRequest{Grant: g}, &rep, max(c.Timeout, cometCheckTimeout+DefaultCometBFTHostTimeout+time.Minute))
+	return rep, err
+}
+
 // Endpoint implements failover.StandbyKeys: where an approver's CLI sends
 // keys, and the CA that vouches for the standby's certificate.
 func (c *Client) Endpoint(s cloud.Standby) (failover.AgentEndpoint, error) {
@@ -53,11 +74,14 @@ func (c *Client) Endpoint(s cloud.Standby) (failover.AgentEndpoint, error) {
 }
 
 func (c *Client) post(ctx context.Context, s cloud.Standby, path string, body, out any) error {
+	return c.postWithin(ctx, s, path, body, out, c.Timeout)
+}
+
+func (c *Client) postWithin(ctx context.Context, s cloud.Standby, path string, body, out any, timeout time.Duration) error {
 	if s.Address == "" {
 		return fmt.Errorf("standby %s has no address yet: %w", s.Name, cloud.ErrTransient)
 	}
 	addr := c.hostPort(s.Address)
-	timeout := c.Timeout
 	if timeout <= 0 {
 		timeout = DefaultClientTimeout
 	}

@@ -64,6 +64,11 @@ type Options struct {
 	ControlDir string
 	// Keys enables key import and fencing (approve-migration, failback).
 	Keys KeyOptions
+	// CometBFT makes this a Berachain validator's agent: POST /v1/chain
+	// answers for the CometBFT node, and with Keys.AllowedSigners the key
+	// routes install and remove its CometBFT key through the host
+	// (cometbft_keys.go) instead of a Keymanager API.
+	CometBFT CometBFTOptions
 }
 
 // The control files of a clean client stop (see Options.ControlDir).
