@@ -27,6 +27,8 @@ type simCloud struct {
 	degraded map[string]time.Time
 	// ledger is every instance this cloud ever ran, for the bill.
 	ledger []*incarnation
+	// failDeletes: that many next deletes fail (the scenario tests).
+	failDeletes int
 }
 
 // incarnation is one VM's life: a standby deleted and created again under the
@@ -189,6 +191,10 @@ func (c *simCloud) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	before, after := c.fault(sim.OpDelete, "", false)
+	if c.failDeletes > 0 {
+		c.failDeletes--
+		before = &cloud.Error{Provider: c.name, Op: sim.OpDelete, Kind: cloud.ErrTransient, Err: errors.New("injected by the scenario")}
+	}
 	if before != nil {
 		return before
 	}

@@ -148,8 +148,18 @@ func (s *faultStore) GetIncident(ctx context.Context, id string) (failover.Incid
 }
 
 func (s *faultStore) PutIncident(ctx context.Context, inc *failover.Incident) error {
+	intent := inc.Intent != nil && inc.Intent.Action == "ensure-standby"
+	if intent && s.w.loseIntentAnswer == inc.ID {
+		s.w.loseIntentAnswer = ""
+		if err := s.inner.PutIncident(ctx, inc); err != nil {
+			return err
+		}
+		s.w.lostIntent[inc.ID] = true
+		s.w.note("  fault: store put incident %s (its intent) took effect, its answer is lost", inc.ID)
+		return fmt.Errorf("store put incident %s: %w", inc.ID, errLostAck)
+	}
 	err := s.write("put incident "+inc.ID, func() error { return s.inner.PutIncident(ctx, inc) })
-	if errors.Is(err, errLostAck) && inc.Intent != nil && inc.Intent.Action == "ensure-standby" {
+	if errors.Is(err, errLostAck) && intent {
 		s.w.lostIntent[inc.ID] = true
 	}
 	return err

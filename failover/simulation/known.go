@@ -20,7 +20,7 @@ var knownBugs = map[string]string{
 
 // knownBug reports whether a failure is the known bug name (and counts it).
 func (w *world) knownBug(name string, matches bool) bool {
-	if !matches {
+	if !matches || w.strict {
 		return false
 	}
 	if _, ok := knownBugs[name]; !ok {

@@ -36,7 +36,7 @@ type world struct {
 	cfg      *config.Config
 	step     int
 
-	durable *memStore      // what survives a crash
+	durable *memStore // what survives a crash
 	cache   *view
 	store   failover.Store // durable, behind a planted defect if any
 	clouds  []*simCloud    // in cloud.providers order
@@ -78,6 +78,13 @@ type world struct {
 	stats     Stats
 	violation *Violation
 	calm      bool // the calm end: no faults, people fix what is left
+	// strict turns the known-bug allowances off, startAt sets the start
+	// (the scenario tests).
+	strict  bool
+	startAt time.Time
+	// loseIntentAnswer names an incident whose next intent write takes
+	// effect and loses its answer (the scenario tests).
+	loseIntentAnswer string
 }
 
 // approvalRec is an approval an approver built, and whether it is one
@@ -256,6 +263,9 @@ func (w *world) setup() {
 	// standby-hours budget starts over during the run.
 	w.start = pick(w.rng, time.Date(2026, 3, 10, 8, 0, 0, 0, time.UTC), time.Date(2026, 3, 10, 8, 0, 0, 0, time.UTC),
 		time.Date(2026, 3, 31, 21, 0, 0, 0, time.UTC))
+	if !w.startAt.IsZero() {
+		w.start = w.startAt
+	}
 	w.clk = &clock{t: w.start}
 	w.durable = newMemStore()
 	w.store = w.durable
