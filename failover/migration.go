@@ -169,8 +169,10 @@ type ApprovalReply struct {
 // Plan is what an approver needs before signing: the names to sign and
 // where the keys will go.
 type Plan struct {
-	Incident          string    `json:"incident"`
-	Validator         string    `json:"validator"`
+	Incident  string `json:"incident"`
+	Validator string `json:"validator"`
+	// ValidatorChain is the validator's chain: ethereum or berachain.
+	ValidatorChain    string    `json:"validatorChain,omitempty"`
 	Network           string    `json:"network,omitempty"`
 	Action            string    `json:"action"`
 	State             State     `json:"state"`
@@ -303,7 +305,7 @@ func (e *Engine) Plan(ctx context.Context, id string) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
-	p := Plan{Incident: inc.ID, Validator: inc.Validator, Network: inc.Network, Action: actionFor(inc), State: inc.State,
+	p := Plan{Incident: inc.ID, Validator: inc.Validator, ValidatorChain: inc.Chain, Network: inc.Network, Action: actionFor(inc), State: inc.State,
 		Ownership: own, Threshold: max(e.mig.Threshold, 1), Principals: e.mig.Signers.Principals()}
 	if vc, ok := e.cfg.Validator(inc.Validator); ok {
 		p.Pubkeys = slices.Clone(vc.Pubkeys)

@@ -23,10 +23,12 @@ import (
 	"github.com/failoverd/failoverd/failover"
 	"github.com/failoverd/failoverd/failover/agent"
 	"github.com/failoverd/failoverd/failover/approval"
+	"github.com/failoverd/failoverd/failover/config"
 	"github.com/failoverd/failoverd/failover/httpapi"
 	"github.com/failoverd/failoverd/failover/interchange"
 	"github.com/failoverd/failoverd/failover/keymanager"
 	"github.com/failoverd/failoverd/failover/keystore"
+	"github.com/failoverd/failoverd/failover/privval"
 )
 
 // moveFlags are the flags approve-migration and failback share.
@@ -60,9 +62,9 @@ func (f *moveFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.approvalFile, "approval", "", "sign this approval file (made by --print-approval) instead of building one: all co-approvers sign the same bytes")
 	fl.StringSliceVar(&f.cosignatures, "cosignature", nil, "a co-approver's signature file (ssh-keygen -Y sign -n failoverd-approval -f KEY approval.txt); repeat for each")
 	fl.BoolVar(&f.printApproval, "print-approval", false, "only build the approval and print it (for co-approvers to sign); nothing is sent")
-	fl.StringVar(&f.keystoresDir, "keystores", "", "directory of EIP-2335 keystore-*.json files (passwords: --password-file, or KEYSTORE.txt beside each)")
+	fl.StringVar(&f.keystoresDir, "keystores", "", "directory of EIP-2335 keystore-*.json files (passwords: --password-file, or KEYSTORE.txt beside each); Berachain: priv_validator_key.json, and home's priv_validator_state.json when you have it")
 	fl.StringVar(&f.passwordFile, "password-file", "", "one password for every keystore")
-	fl.StringVar(&f.secret, "keystores-secret", "", "NAMESPACE/NAME of a Kubernetes Secret with keystore-*.json keys and a password key, read with your own --kubeconfig")
+	fl.StringVar(&f.secret, "keystores-secret", "", "NAMESPACE/NAME of a Kubernetes Secret with keystore-*.json keys and a password key (Berachain: priv_validator_key.json, priv_validator_state.json), read with your own --kubeconfig")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "your kubeconfig for --keystores-secret (default: KUBECONFIG, ~/.kube/config)")
 	fl.StringVar(&f.spFile, "slashing-protection", "", "EIP-3076 slashing protection file to carry (merged with what the home Keymanager returns)")
 	fl.StringVar(&f.homeKM, "home-keymanager", "", "the home validator client's Keymanager API URL")
@@ -157,9 +159,17 @@ and --keystores this command does it for you).`,
 type keys struct {
 	stores    []keystore.Keystore
 	passwords []string
+	// Berachain: the CometBFT key file (and the home signer's last state,
+	// when there is one).
+	privKey   *privval.Key
+	privRaw   []byte
+	privState []byte
 }
 
 func (k *keys) pubkeys() []string {
+	if k.privKey != nil {
+		return []string{k.privKey.Pubkey}
+	}
 	out := make([]string, len(k.stores))
 	for i, s := range k.stores {
 		out[i] = s.Pubkey
@@ -212,6 +222,7 @@ func (k *keys) clear() {
 	for _, s := range k.stores {
 		clear(s.Raw)
 	}
+	clear(k.privRaw)
 }
 
 func runMove(cmd *cobra.Command, e *env, f *moveFlags, id, action string) error {
@@ -243,7 +254,7 @@ func runMove(cmd *cobra.Command, e *env, f *moveFlags, id, action string) error 
 	var ks keys
 	defer ks.clear()
 	if action == approval.ActionMigrate || f.keystoresDir != "" || f.secret != "" {
-		if ks, err = loadKeys(ctx, f); err != nil {
+		if ks, err = loadKeys(ctx, f, plan.ValidatorChain); err != nil {
 			return err
 		}
 	}
@@ -284,6 +295,9 @@ func runMove(cmd *cobra.Command, e *env, f *moveFlags, id, action string) error 
 
 	var fromHome *interchange.Interchange
 	if action == approval.ActionMigrate {
+		if plan.ValidatorChain == config.ChainBerachain && (f.homeKM != "" || f.fence == failover.FenceKeymanager || f.spFile != "") {
+			return &usageError{errors.New("beacond has no Keymanager API and no EIP-3076 file: fence home with --fence scale-to-zero or --confirm-home-powered-off, and put home's priv_validator_state.json beside the key")}
+		}
 		req.Fencing, fromHome, err = fenceHome(ctx, e, f, id, pubkeys, approver)
 		if err != nil {
 			return err
@@ -313,7 +327,53 @@ func runMove(cmd *cobra.Command, e *env, f *moveFlags, id, action string) error 
 	if action == approval.ActionFailback {
 		return finishFailback(ctx, e, c, f, id, &ks)
 	}
+	if plan.ValidatorChain == config.ChainBerachain {
+		return deliverPrivval(ctx, e, c, f, id, reply, req, &ks)
+	}
 	return deliverKeys(ctx, e, c, f, id, reply, req, &ks, fromHome)
+}
+
+// deliverPrivval sends a Berachain validator's key to the standby with a
+// signing state raised past the height where the chain stood when home was
+// proven silent: the new signer signs nothing the old one may have.
+func deliverPrivval(ctx context.Context, e *env, c *httpapi.Client, f *moveFlags, id string, reply failover.ApprovalReply,
+	req failover.ApprovalRequest, ks *keys) error {
+	m, ok := reply.Incident.CurrentMigration()
+	if !ok || m.Chain == nil || m.Chain.Height <= 0 {
+		return errors.New("failoverd recorded no chain height for this migration: cannot raise the signing state; nothing was sent")
+	}
+	next := m.Chain.Height + 1
+	var st privval.State
+	if len(ks.privState) > 0 {
+		home, err := privval.ParseState(ks.privState)
+		if err != nil {
+			return fmt.Errorf("%s: %w", privStateFile, err)
+		}
+		st = privval.Raise(home, next)
+	} else {
+		var err error
+		if st, err = privval.Synthesize(next); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "no %s from home: the standby starts from a synthesized one at height %d\n", privStateFile, next)
+	}
+	stateJSON := st.File()
+	out := filepath.Join(f.outDir, "priv_validator_state-"+id+".json")
+	if err := os.WriteFile(out, stateJSON, 0o600); err != nil {
+		return fmt.Errorf("save the signing state: %w", err)
+	}
+	ir := agent.ImportRequest{Approval: req.Approval, Signatures: req.Signatures, Grant: reply.Grant,
+		PrivValidatorKey: string(ks.privRaw), PrivValidatorState: string(stateJSON)}
+	res, err := agent.ImportKeys(ctx, reply.Agent, ir)
+	clear([]byte(ir.PrivValidatorKey))
+	if err != nil {
+		return fmt.Errorf("the standby refused the key: %w (failoverd will stop the incident; see runbooks/approve-migration.md)", err)
+	}
+	for pk, s := range res.KeyStatuses {
+		fmt.Fprintf(e.stdout, "  %s  %s\n", pk, s)
+	}
+	fmt.Fprintf(e.stdout, "standby %s: %s (signing state at height %d or above, saved in %s)\n", reply.Agent.ServerName, res.Message, next, out)
+	return waitState(ctx, e, c, f, id, failover.StateMigrated)
 }
 
 // recoverReply rebuilds failoverd's answer to an approval whose reply was
@@ -458,16 +518,51 @@ func loadSigner(path string) (ssh.Signer, error) {
 }
 
 // loadKeys reads keystores and passwords from a directory or a Secret.
-func loadKeys(ctx context.Context, f *moveFlags) (keys, error) {
+// Berachain's key files, in a --keystores directory or Secret.
+const (
+	privKeyFile   = "priv_validator_key.json"
+	privStateFile = "priv_validator_state.json"
+)
+
+// loadKeys reads the validator's keys: EIP-2335 keystores and passwords on
+// Ethereum, priv_validator_key.json (and priv_validator_state.json when
+// home has one) on Berachain.
+func loadKeys(ctx context.Context, f *moveFlags, chain string) (keys, error) {
+	files, shared, err := readKeyFiles(ctx, f)
+	if err != nil {
+		return keys{}, err
+	}
+	if chain == config.ChainBerachain {
+		raw, ok := files[privKeyFile]
+		if !ok {
+			return keys{}, fmt.Errorf("no %s found: a Berachain validator's key is beacond's %s (config/ in its home)", privKeyFile, privKeyFile)
+		}
+		k, err := privval.ParseKey(raw)
+		if err != nil {
+			return keys{}, fmt.Errorf("%s: %w", privKeyFile, err)
+		}
+		out := keys{privKey: &k, privRaw: raw}
+		if st, ok := files[privStateFile]; ok {
+			if _, err := privval.ParseState(st); err != nil {
+				return keys{}, fmt.Errorf("%s: %w", privStateFile, err)
+			}
+			out.privState = st
+		}
+		return out, nil
+	}
+	return parseKeystores(files, shared)
+}
+
+func readKeyFiles(ctx context.Context, f *moveFlags) (map[string][]byte, string, error) {
 	var files map[string][]byte
 	var shared string
 	switch {
 	case f.keystoresDir != "" && f.secret != "":
-		return keys{}, &usageError{errors.New("give --keystores or --keystores-secret, not both")}
+		return nil, "", &usageError{errors.New("give --keystores or --keystores-secret, not both")}
 	case f.keystoresDir != "":
 		entries, err := os.ReadDir(f.keystoresDir)
 		if err != nil {
-			return keys{}, err
+			return nil, "", err
 		}
 		files = map[string][]byte{}
 		for _, en := range entries {
@@ -476,14 +571,14 @@ func loadKeys(ctx context.Context, f *moveFlags) (keys, error) {
 			}
 			b, err := os.ReadFile(filepath.Join(f.keystoresDir, en.Name()))
 			if err != nil {
-				return keys{}, err
+				return nil, "", err
 			}
 			files[en.Name()] = b
 		}
 	case f.secret != "":
 		ns, name, ok := strings.Cut(f.secret, "/")
 		if !ok || ns == "" || name == "" {
-			return keys{}, &usageError{fmt.Errorf("--keystores-secret %q: want NAMESPACE/NAME", f.secret)}
+			return nil, "", &usageError{fmt.Errorf("--keystores-secret %q: want NAMESPACE/NAME", f.secret)}
 		}
 		rules := clientcmd.NewDefaultClientConfigLoadingRules()
 		if f.kubeconfig != "" {
@@ -491,30 +586,34 @@ func loadKeys(ctx context.Context, f *moveFlags) (keys, error) {
 		}
 		rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
 		if err != nil {
-			return keys{}, fmt.Errorf("your kubeconfig: %w", err)
+			return nil, "", fmt.Errorf("your kubeconfig: %w", err)
 		}
 		cs, err := kubernetes.NewForConfig(rc)
 		if err != nil {
-			return keys{}, err
+			return nil, "", err
 		}
 		sec, err := cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return keys{}, fmt.Errorf("read Secret %s with your kubeconfig: %w", f.secret, err)
+			return nil, "", fmt.Errorf("read Secret %s with your kubeconfig: %w", f.secret, err)
 		}
 		files = sec.Data
 		if p, ok := files["password"]; ok {
 			shared = strings.TrimRight(string(p), "\r\n")
 		}
 	default:
-		return keys{}, &usageError{errors.New("no keys: give --keystores DIR or --keystores-secret NS/NAME")}
+		return nil, "", &usageError{errors.New("no keys: give --keystores DIR or --keystores-secret NS/NAME")}
 	}
 	if f.passwordFile != "" {
 		b, err := os.ReadFile(f.passwordFile)
 		if err != nil {
-			return keys{}, err
+			return nil, "", err
 		}
 		shared = strings.TrimRight(string(b), "\r\n")
 	}
+	return files, shared, nil
+}
+
+func parseKeystores(files map[string][]byte, shared string) (keys, error) {
 	names := make([]string, 0, len(files))
 	for n := range files {
 		if strings.HasPrefix(n, "keystore") && strings.HasSuffix(n, ".json") {
