@@ -276,6 +276,7 @@ type beraFixture struct {
 	logs       *logBuffer
 	chainID    string
 	timeout    time.Duration
+	probe      time.Duration // Options.Timeout
 	beaconURL  string
 	execURL    string
 
@@ -290,7 +291,7 @@ const beraHead = 1000
 func newBeraFixture(t *testing.T) *beraFixture {
 	t.Helper()
 	f := &beraFixture{t: t, stateDir: t.TempDir(), controlDir: t.TempDir(), logs: &logBuffer{},
-		chainID: cometbfttest.MainnetChainID, timeout: 5 * time.Second}
+		chainID: cometbfttest.MainnetChainID, timeout: 5 * time.Second, probe: 3 * time.Second}
 	f.keyDir = filepath.Join(f.controlDir, "cometbft")
 	if err := os.Mkdir(f.keyDir, 0o700); err != nil {
 		t.Fatal(err)
@@ -332,7 +333,7 @@ func (f *beraFixture) options() agent.Options {
 	return agent.Options{
 		CertFile: creds.CertFile, KeyFile: creds.KeyFile, ClientCAFile: creds.ClientCAFile,
 		ExecutionURL: f.execURL, BeaconURL: f.beaconURL, DataPath: t.TempDir(), ControlDir: f.controlDir,
-		Timeout: 3 * time.Second, Now: func() time.Time { return agentNow }, Version: "test",
+		Timeout: f.probe, Now: func() time.Time { return agentNow }, Version: "test",
 		Logger: slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Keys:   agent.KeyOptions{AllowedSigners: signers, Threshold: 1, StateDir: f.stateDir},
 		CometBFT: agent.CometBFTOptions{URL: f.node.URL, KeyDir: f.keyDir, ChainID: f.chainID,
@@ -658,7 +659,9 @@ func TestCometBFTImportRefusals(t *testing.T) {
 			if reply.Phase == failover.SignerImported {
 				t.Fatalf("refusal with an imported reply %+v", reply)
 			}
-			// A host that comes late finds nothing to install.
+			// Nothing is left for the host (a deaf one has not consumed
+			// anything), and a host that comes late finds nothing to install.
+			f.wantNoStagedKey()
 			f.host.setMode(hostNormal)
 			time.Sleep(50 * time.Millisecond)
 
@@ -977,6 +980,26 @@ func TestCometBFTStatusDuringInstall(t *testing.T) {
 	}
 	if st := f.signer(); st.Phase != failover.SignerImported {
 		t.Fatalf("signer %+v", st)
+	}
+}
+
+// A host that takes longer than the agent's usual write timeout (2×100 ms
+// + 10 s here; stopping beacond may take minutes) still gets its answer to
+// the approver.
+func TestCometBFTSlowHost(t *testing.T) {
+	f := newBeraFixture(t)
+	f.stop()
+	f.probe, f.timeout = 100*time.Millisecond, time.Minute
+	f.start()
+	f.host.setMode(hostDeaf)
+	time.AfterFunc(11*time.Second, func() { f.host.setMode(hostNormal) })
+	start := time.Now()
+	reply, err := agent.ImportKeys(context.Background(), f.endpoint(), f.request(1, ""))
+	if err != nil || reply.Phase != failover.SignerImported {
+		t.Fatalf("install after %s: %+v %v", time.Since(start).Round(time.Second), reply, err)
+	}
+	if d := time.Since(start); d < 11*time.Second {
+		t.Fatalf("answered after %s, before the host did", d)
 	}
 }
 
