@@ -431,7 +431,9 @@ func (f *beraFixture) request(gen int64, state string) agent.ImportRequest {
 
 func (f *beraFixture) failbackGrant(gen int64) grant.Signed {
 	text, _ := f.approvalFor(approval.ActionFailback, []string{f.key.Pubkey})
-	return f.grantFor(text, func(g *grant.Grant) { g.Action, g.Owner, g.Generation = approval.ActionFailback, failover.OwnerHome, gen })
+	return f.grantFor(text, func(g *grant.Grant) {
+		g.Action, g.Owner, g.Generation = approval.ActionFailback, failover.OwnerHome, gen
+	})
 }
 
 func (f *beraFixture) signer() failover.SignerState {
