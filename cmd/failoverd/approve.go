@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -313,12 +312,20 @@ func runMove(cmd *cobra.Command, e *env, f *moveFlags, id, action string) error 
 		reply, err = recoverReply(ctx, e, c, f, id, action, a.Nonce)
 	}
 	if err != nil {
+		var nr *notRecordedError
+		unknown := !isAnswer(err) && !errors.As(err, &nr)
 		if fromHome != nil {
-			fmt.Fprintf(e.stderr, "The home keys were deleted by the Keymanager: their slashing protection is saved in %s. If you give up on this migration, import the keys back at home with it.\n",
-				spPath(f, id))
+			advice := "If you give up on this migration, import the keys back at home with it."
+			if unknown {
+				advice = "Import the keys back at home with it only once failoverd owners shows home as the owner: failoverd may have accepted the move."
+			}
+			fmt.Fprintf(e.stderr, "The home keys were deleted by the Keymanager: their slashing protection is saved in %s. %s\n", spPath(f, id), advice)
 		}
-		if !isAnswer(err) {
+		switch {
+		case unknown:
 			return fmt.Errorf("the outcome is unknown: %w. Before anything else, look at failoverd incidents show %s and failoverd owners", err, id)
+		case nr != nil:
+			return err
 		}
 		return fmt.Errorf("refused: %w", err)
 	}
@@ -376,19 +383,29 @@ func deliverPrivval(ctx context.Context, e *env, c *httpapi.Client, f *moveFlags
 	return waitState(ctx, e, c, f, id, failover.StateMigrated)
 }
 
+// notRecordedError is what failoverd's record says of an approval whose
+// reply was lost, when that is not "accepted and going on": an answer read
+// from the record, not one failoverd sent.
+type notRecordedError struct{ msg string }
+
+func (e *notRecordedError) Error() string { return e.msg }
+
 // recoverReply rebuilds failoverd's answer to an approval whose reply was
 // lost, from the incident's record: the move is ours when its current
-// migration carries our nonce. It waits (up to --wait, at least a minute)
+// migration carries our nonce. It waits (up to --wait; a minute for 0)
 // for failoverd to come back; any error it returns is not an answer.
 func recoverReply(ctx context.Context, e *env, c *httpapi.Client, f *moveFlags, id, action, nonce string) (failover.ApprovalReply, error) {
-	deadline := time.Now().Add(max(f.wait, time.Minute))
+	patience := f.wait
+	if patience <= 0 {
+		patience = time.Minute
+	}
+	deadline := time.Now().Add(patience)
 	for {
 		inc, err := c.GetIncident(ctx, id)
 		if err == nil {
 			m, ok := inc.CurrentMigration()
 			if !ok || m.Nonce != nonce || m.Action != action {
-				return failover.ApprovalReply{}, &httpapi.APIError{Status: http.StatusConflict,
-					Message: fmt.Sprintf("failoverd did not record this approval (incident %s is %s: %s); it was refused or never arrived, and its nonce may be spent: sign a new one", id, inc.State, inc.Reason)}
+				return failover.ApprovalReply{}, &notRecordedError{fmt.Sprintf("failoverd did not record this approval (incident %s is %s: %s); it was refused or never arrived, and its nonce may be spent: sign a new one", id, inc.State, inc.Reason)}
 			}
 			if action == approval.ActionFailback {
 				fmt.Fprintf(e.stdout, "failoverd had accepted the failback (incident %s is %s)\n", id, inc.State)
@@ -400,8 +417,7 @@ func recoverReply(ctx context.Context, e *env, c *httpapi.Client, f *moveFlags, 
 				return failover.ApprovalReply{Incident: inc, Grant: *plan.Grant, Agent: plan.Agent, Chain: *plan.Chain}, nil
 			}
 			if err == nil && inc.State != failover.StateMigrating {
-				return failover.ApprovalReply{}, &httpapi.APIError{Status: http.StatusConflict,
-					Message: fmt.Sprintf("failoverd accepted this approval but incident %s is now %s: %s", id, inc.State, inc.Reason)}
+				return failover.ApprovalReply{}, &notRecordedError{fmt.Sprintf("failoverd accepted this approval but incident %s is now %s: %s", id, inc.State, inc.Reason)}
 			}
 		}
 		if time.Now().After(deadline) {
