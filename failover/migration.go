@@ -324,7 +324,10 @@ func (e *Engine) Plan(ctx context.Context, id string) (Plan, error) {
 			p.Agent = ep
 		}
 	}
-	if m, ok := inc.CurrentMigration(); ok && inc.State == StateMigrating && m.Action == approval.ActionMigrate {
+	// A grant only once the signing right has moved: before the swap (a
+	// crash between intent and swap) the reconciler may still refuse it.
+	if m, ok := inc.CurrentMigration(); ok && inc.State == StateMigrating && m.Action == approval.ActionMigrate &&
+		own.Current() == m.To && own.Generation == m.Generation {
 		g, err := e.grantFor(inc, m)
 		if err != nil {
 			return Plan{}, err
