@@ -288,7 +288,11 @@ type beraFixture struct {
 
 const beraHead = 1000
 
-func newBeraFixture(t *testing.T) *beraFixture {
+func newBeraFixture(t *testing.T) *beraFixture { t.Helper(); return newBeraFixtureHost(t, true) }
+
+// newBeraFixtureHost: without the fake host when fake is false (the caller
+// plays the host).
+func newBeraFixtureHost(t *testing.T, fake bool) *beraFixture {
 	t.Helper()
 	f := &beraFixture{t: t, stateDir: t.TempDir(), controlDir: t.TempDir(), logs: &logBuffer{},
 		chainID: cometbfttest.MainnetChainID, timeout: 5 * time.Second, probe: 3 * time.Second}
@@ -314,7 +318,9 @@ func newBeraFixture(t *testing.T) *beraFixture {
 	f.node.SetAbsent(f.addr, 801, beraHead)
 	f.beaconURL = agenttest.NewBeacon(t, agenttest.SyncedBeacon()).URL
 	f.execURL = agenttest.NewExecution(t, agenttest.SyncedExecution()).URL
-	f.host = startHost(t, f.keyDir, f.controlDir)
+	if fake {
+		f.host = startHost(t, f.keyDir, f.controlDir)
+	}
 	f.start()
 	return f
 }
