@@ -541,7 +541,7 @@ func provFull(p *Provision) string {
 	if p == nil || p.Error != "" || p.Validators == 0 {
 		return provErr(p)
 	}
-	return fmt.Sprintf("p50 %s, p99 %s, max %s over %d validators", msOrS(p.Latency.P50Ms), msOrS(p.Latency.P99Ms), msOrS(p.Latency.MaxMs), p.Validators)
+	return fmt.Sprintf("p50 %s, p99 %s, max %s over %d validator%s", msOrS(p.Latency.P50Ms), msOrS(p.Latency.P99Ms), msOrS(p.Latency.MaxMs), p.Validators, plural(p.Validators))
 }
 
 func provErr(p *Provision) string {
