@@ -423,10 +423,7 @@ func (w *world) calmEnd() {
 			open = append(open, fmt.Sprintf("%s (%s: %s)", inc.ID, inc.State, clip(inc.Reason, 160)))
 		}
 	}
-	var left []string
-	for _, p := range w.allInstances() {
-		left = append(left, p.c.name+"/"+p.name)
-	}
+	left := w.leftStandbys()
 	var idle []string
 	for _, h := range w.homes {
 		if !h.active && !w.restingValidator(h.validator) {
@@ -483,6 +480,20 @@ func (w *world) stranded(inc failover.Incident) bool {
 	return !ok
 }
 
+// leftStandbys are the nodes still running that no resting incident holds.
+func (w *world) leftStandbys() []string {
+	var left []string
+	for _, p := range w.allInstances() {
+		if id := w.claimant(p.c.name, p.name); id != "" {
+			if inc, ok := w.incident(id); ok && w.resting(inc) {
+				continue
+			}
+		}
+		left = append(left, p.c.name+"/"+p.name)
+	}
+	return left
+}
+
 func (w *world) restingValidator(name string) bool {
 	v := w.validatorRec(name)
 	if v.OpenIncident == "" {
@@ -507,7 +518,7 @@ func (w *world) settled() bool {
 			return false
 		}
 	}
-	if len(w.allInstances()) > 0 {
+	if len(w.leftStandbys()) > 0 {
 		return false
 	}
 	for _, h := range w.homes {

@@ -201,6 +201,25 @@ func (s *memStore) ListSnapshotRuns(ctx context.Context, validator string) ([]fa
 
 func (s *memStore) Close() error { return nil }
 
+// raw is one stored record as it is kept.
+type raw struct {
+	key, version string
+	body         []byte
+}
+
+// rawList returns a kind's records undecoded, in key order: the simulation
+// decodes only those that changed since it last looked.
+func (s *memStore) rawList(kind string) []raw {
+	s.mu.Lock()
+	out := make([]raw, 0, len(s.recs[kind]))
+	for k, r := range s.recs[kind] {
+		out = append(out, raw{key: k, version: r.version, body: r.body})
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b raw) int { return strings.Compare(a.key, b.key) })
+	return out
+}
+
 // generation changes with every write: readers that cache what they decoded
 // know when to decode again.
 func (s *memStore) generation() int64 {

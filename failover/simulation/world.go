@@ -1,6 +1,7 @@
 package simulation
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha512"
 	"encoding/hex"
@@ -38,6 +39,7 @@ type world struct {
 
 	durable *memStore // what survives a crash
 	cache   *view
+	decoded map[string]decoded
 	store   failover.Store // durable, behind a planted defect if any
 	clouds  []*simCloud    // in cloud.providers order
 	proc    *proc
@@ -629,10 +631,26 @@ func (w *world) view() *view {
 	if w.cache != nil && w.cache.gen == gen {
 		return w.cache
 	}
-	incs, err := w.durable.ListIncidents(w.ctx, failover.ListOptions{})
-	if err != nil {
-		panic(err)
+	if w.decoded == nil {
+		w.decoded = map[string]decoded{}
 	}
+	var incs []failover.Incident
+	for _, r := range w.durable.rawList("incident") {
+		d, ok := w.decoded["incident/"+r.key]
+		if !ok || d.version != r.version {
+			var inc failover.Incident
+			if err := json.Unmarshal(r.body, &inc); err != nil {
+				panic(err)
+			}
+			inc.Version = r.version
+			d = decoded{version: r.version, v: inc}
+			w.decoded["incident/"+r.key] = d
+		}
+		incs = append(incs, d.v.(failover.Incident))
+	}
+	slices.SortStableFunc(incs, func(a, b failover.Incident) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
 	vs, err := w.durable.ListValidators(w.ctx)
 	if err != nil {
 		panic(err)
@@ -648,6 +666,12 @@ func (w *world) view() *view {
 	}
 	w.cache = v
 	return v
+}
+
+// decoded is a stored record the simulation decoded, at its version.
+type decoded struct {
+	version string
+	v       any
 }
 
 // Callers only read what these return: it is shared until the next write.
