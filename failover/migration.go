@@ -60,6 +60,9 @@ const (
 type FenceReport struct {
 	KeyStatuses        map[string]string `json:"keyStatuses"`
 	SlashingProtection string            `json:"slashingProtection"`
+	// PrivValidatorState is the priv_validator_state.json beacond kept
+	// until the key was removed (Berachain; empty when it had none).
+	PrivValidatorState string `json:"privValidatorState,omitempty"`
 }
 
 // AgentEndpoint is where an approver's CLI sends keys: the agent's URL, the
@@ -1003,7 +1006,7 @@ func (e *Engine) failingBack(ctx context.Context, inc *Incident) (result, error)
 					return e.stopMove(ctx, inc, m, fmt.Sprintf("the standby did not confirm key %s deleted (status %q)", pk, s))
 				}
 			}
-			m.KeyStatuses, m.SlashingProtection = rep.KeyStatuses, rep.SlashingProtection
+			m.KeyStatuses, m.SlashingProtection, m.PrivValidatorState = rep.KeyStatuses, rep.SlashingProtection, rep.PrivValidatorState
 			m.Fencing = "standby Keymanager API: every key deleted or not_active"
 			inc.Migrations[len(inc.Migrations)-1] = m
 			inc.Attempts = 0

@@ -65,6 +65,10 @@ type Migration struct {
 	// SlashingProtection is the EIP-3076 interchange the standby's delete
 	// returned (failback): public data that the home import needs.
 	SlashingProtection string `json:"slashingProtection,omitempty"`
+	// PrivValidatorState is, on Berachain, the standby beacond's last
+	// signing state (its delete's answer at failback): public, and what
+	// home must start from, raised past Chain.Height.
+	PrivValidatorState string `json:"privValidatorState,omitempty"`
 	// Chain is where the chain clock stood when silence was proven: the
 	// watermark below which the next signer's slashing protection forbids
 	// signing.

@@ -108,11 +108,10 @@ type ChainRequest struct {
 // FenceReply is the answer to POST /v1/keys/fence: failover.FenceReport's
 // fields, and on Berachain the signing state beacond left behind.
 type FenceReply struct {
+	// FenceReport carries, on Berachain, the priv_validator_state.json
+	// beacond kept until the key was removed (PrivValidatorState).
 	failover.FenceReport
-	// PrivValidatorState is the priv_validator_state.json beacond kept
-	// until the key was removed (Berachain; empty when it had none).
-	PrivValidatorState string `json:"privValidatorState,omitempty"`
-	Message            string `json:"message,omitempty"`
+	Message string `json:"message,omitempty"`
 }
 
 type signerState struct {

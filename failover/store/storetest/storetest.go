@@ -453,6 +453,7 @@ func incidents() kind[failover.Incident] {
 					Silence:            "not live in epochs 100-102 (2 beacon nodes)",
 					KeyStatuses:        map[string]string{"0x93247f": "imported"},
 					SlashingProtection: `{"metadata":{}}`,
+					PrivValidatorState: `{"height":"5000","round":0,"step":3}`,
 					Chain:              &failover.ChainPoint{GenesisValidatorsRoot: "0x" + strings.Repeat("4b", 32), Epoch: 1000, Slot: 32017, ChainID: "bepolia-beacon-80069", Height: 5000},
 					AcceptedAt:         base.Add(3*time.Hour + 2),
 					DoneAt:             at(3*time.Hour + 9),
