@@ -851,6 +851,34 @@ func homeProtection(m failover.Migration) ([]byte, error) {
 	return merged.Marshal()
 }
 
+// homeSigningState writes what home's beacond must start from after a
+// Berachain failback: the standby's last signing state raised past the
+// height where the chain stood when the standby was proven silent.
+func homeSigningState(e *env, f *moveFlags, id string, m failover.Migration) error {
+	if m.Chain == nil || m.Chain.Height <= 0 {
+		return errors.New("failoverd recorded no chain height for this failback: build home's priv_validator_state.json by hand (runbooks/failback.md)")
+	}
+	next := m.Chain.Height + 1
+	st, err := privval.Synthesize(next)
+	if err != nil {
+		return err
+	}
+	if m.PrivValidatorState != "" {
+		sb, err := privval.ParseState([]byte(m.PrivValidatorState))
+		if err != nil {
+			return fmt.Errorf("the standby's priv_validator_state.json: %w", err)
+		}
+		st = privval.Raise(sb, next)
+	}
+	out := filepath.Join(f.outDir, "priv_validator_state-"+id+".json")
+	if err := os.WriteFile(out, st.File(), 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "home's signing state (height %d or above) is in %s: put it in beacond's data/%s, with the key in config/, before beacond starts (its gate opens now)\n",
+		next, out, privStateFile)
+	return nil
+}
+
 // finishFailback waits for the signing right to come home, saves the
 // standby's slashing protection and, when asked, imports the keys at home.
 func finishFailback(ctx context.Context, e *env, c *httpapi.Client, f *moveFlags, id string, ks *keys) error {
@@ -865,6 +893,9 @@ func finishFailback(ctx context.Context, e *env, c *httpapi.Client, f *moveFlags
 		return err
 	}
 	m, _ := inc.CurrentMigration()
+	if inc.Chain == config.ChainBerachain {
+		return homeSigningState(e, f, id, m)
+	}
 	if m.SlashingProtection == "" {
 		return errors.New("the standby returned no slashing protection: import none at home before checking the standby's validator client by hand")
 	}
