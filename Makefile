@@ -48,8 +48,8 @@ lint:
 		if ! diff -q go.mod /tmp/failoverd-go.mod.bak >/dev/null || ! diff -q go.sum /tmp/failoverd-go.sum.bak >/dev/null; then \
 			echo "go.mod/go.sum were not tidy (now fixed: commit them)"; exit 1; fi
 
-## bench: load storms against the real server and a decode-only baseline; writes docs/benchmarks.md
-bench: build
+## bench: the same alert storm against failoverd, webhook (a generic receiver) and a decode-only baseline, plus alert-to-provision latency on the GCP wire fake; writes docs/benchmarks.md
+bench:
 	bench/run.sh
 
 ## fuzz: every fuzz target for FUZZTIME each (default 30s)
