@@ -312,6 +312,9 @@ func (w *world) runGC() string {
 		sb, _ := p.c.exists(p.name)
 		if w.claimant(p.c.name, p.name) == "" && !sb.CreatedAt.Add(grace).After(w.clk.Now()) {
 			stale = append(stale, p)
+			if !planted(p.name) {
+				w.stats.add("orphans failoverd left for the garbage collector", 1)
+			}
 		}
 	}
 	// The collector visits providers in map order: its notes are sorted so

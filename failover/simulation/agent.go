@@ -240,8 +240,17 @@ func (k *keysFake) Chain(_ context.Context, sb cloud.Standby, pubkeys []string, 
 	return k.w.chainReport(k.w.networkOfStandby(sb), pubkeys, epochs), nil
 }
 
-// CometChain implements failover.CometChainer: the standby's beacond.
-func (k *keysFake) CometChain(_ context.Context, sb cloud.Standby, pubkeys []string, blocks int) (cometbft.Report, error) {
+// The fakes must stay what the engine asks for: a renamed interface must
+// break this build, not quietly refuse every Berachain migration.
+var (
+	_ failover.StandbyKeys     = (*keysFake)(nil)
+	_ failover.CometBFTChainer = (*keysFake)(nil)
+	_ failover.HomeFencer      = homeFencer{}
+	_ failover.AuditLog        = (*auditFake)(nil)
+)
+
+// CometBFTChain implements failover.CometBFTChainer: the standby's beacond.
+func (k *keysFake) CometBFTChain(_ context.Context, sb cloud.Standby, pubkeys []string, blocks int) (cometbft.Report, error) {
 	if err := k.w.proc.call(); err != nil {
 		return cometbft.Report{}, err
 	}
@@ -309,6 +318,10 @@ func (k *keysFake) Fence(_ context.Context, sb cloud.Standby, s grant.Signed) (f
 	}
 	rep := failover.FenceReport{KeyStatuses: map[string]string{},
 		SlashingProtection: `{"metadata":{"interchange_format_version":"5","genesis_validators_root":"` + roots[k.w.networkOfStandby(sb)] + `"},"data":[]}`}
+	if v, _ := k.w.member(a.validator); v.Chain == "berachain" {
+		rep.SlashingProtection = ""
+		rep.PrivValidatorState = fmt.Sprintf(`{"height":"%d","round":0,"step":3}`, heightAt(k.w.clk.Now()))
+	}
 	for _, pk := range g.Pubkeys {
 		st := "not_found"
 		switch {

@@ -203,6 +203,11 @@ func (c *simCloud) Delete(ctx context.Context, name string) error {
 	if !c.w.breaks("cloud-leaks") {
 		err = c.c.Delete(ctx, name)
 	}
+	if !existed && c.rng.IntN(2) == 0 {
+		// Real clouds answer a delete of what is gone with a 404, which
+		// the providers pass on as ErrNotFound (it counts as deleted).
+		err = &cloud.Error{Provider: c.name, Op: sim.OpDelete, Kind: cloud.ErrNotFound, Err: fmt.Errorf("instance %s", name)}
+	}
 	if _, still := c.exists(name); existed && !still {
 		c.gone(name, "deleted")
 	}

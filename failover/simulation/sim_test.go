@@ -166,6 +166,8 @@ func requireCoverage(t *testing.T, s Stats) {
 	n := s.Seeds
 	floors := map[string]int{
 		"migrations completed":                    n / 10,
+		"migrations completed: berachain":         n / 50,
+		"migrations completed: ethereum":          n / 20,
 		"failbacks completed":                     n / 20,
 		"imports":                                 n / 5,
 		"imports refused by the agent":            n / 10,

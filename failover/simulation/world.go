@@ -704,6 +704,7 @@ func (w *world) diffIncidents() {
 			w.stats.add("reached "+st, 1)
 			if st == string(failover.StateMigrated) {
 				w.stats.add("migrations completed", 1)
+				w.stats.add("migrations completed: "+inc.Chain, 1)
 			}
 			if st == string(failover.StateClosed) && inc.KeysMoved() {
 				w.stats.add("failbacks completed", 1)
