@@ -9,7 +9,7 @@ var knownBugs = map[string]string{
 	// TestEngineBugTeardownRecovering.
 	"teardown-recovering": "failoverd teardown of a recovering (kept warm) incident fails with an illegal transition instead of deleting the standby now",
 	// TestEngineBugGateHomeWhileMigrating.
-	"gate-home-while-migrating": "the gate answers home while the validator's incident is migrating (Approve wrote the migrating state, then failed or crashed before it moved the signing right); a home validator client that starts now signs next to the standby once the reconciler moves the signing right",
+	"gate-home-while-migrating": "the gate answers home while the validator's incident is migrating (Approve stored the migrating state, then failed or crashed before it moved the signing right); a home validator client that starts in that window keeps signing after the reconciler hands the signing right to the standby",
 	// TestEngineBugTeardownTwice.
 	"teardown-twice": "an incident that failed after a teardown (its standby's delete failed maxAttempts times) cannot be torn down again: teardown returns at once because TornDownBy is set, so the incident stays failed and claims its validator for good",
 	// TestEngineBugCapAfterLostAnswer.
