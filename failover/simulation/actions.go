@@ -271,6 +271,11 @@ func (w *world) doDrop() string {
 // resync is what the engine's loop does every resyncInterval: look at the
 // sites' heartbeats, then reconcile every validator it knows.
 func (w *world) resync() {
+	defer func() {
+		if w.up() {
+			w.lastResync = w.clk.Now()
+		}
+	}()
 	if err := w.eng.CheckSites(w.ctx); err != nil {
 		w.engineErr("check sites", err)
 		w.note("  site check: %v", err)

@@ -247,6 +247,7 @@ var (
 	_ failover.CometBFTChainer = (*keysFake)(nil)
 	_ failover.HomeFencer      = homeFencer{}
 	_ failover.AuditLog        = (*auditFake)(nil)
+	_ failover.Notifier        = (*pagerFake)(nil)
 )
 
 // CometBFTChain implements failover.CometBFTChainer: the standby's beacond.
@@ -385,6 +386,36 @@ func (h homeFencer) ScaleToZero(_ context.Context, validator string) (string, er
 		return "", err
 	}
 	return "home workload basement/statefulset/" + validator + " scaled to zero, no pod left", nil
+}
+
+// pagerFake is the operator's Alertmanager, where failoverd posts its own
+// alerts (FailoverdStandbyReady, FailoverdIncidentFailed). It fails as the
+// agents do in a storm; the time of its last failure is kept, so that the
+// checker asks for a page only of a failoverd that could have posted one.
+type pagerFake struct {
+	w   *world
+	rng *rand.Rand
+}
+
+// page is one alert failoverd posted.
+type page struct {
+	state failover.State
+	at    time.Time
+}
+
+func (p *pagerFake) Notify(_ context.Context, inc failover.Incident) error {
+	if err := p.w.proc.call(); err != nil {
+		return err
+	}
+	if r := p.w.faults.agent; r > 0 && p.rng.Float64() < r {
+		p.w.countFault("alertmanager refuses failoverd's alert")
+		p.w.lastPagerFault = p.w.clk.Now()
+		return errors.New("alertmanager: 503 (injected by the simulation)")
+	}
+	if !p.w.breaks("pager-drops") {
+		p.w.pages[inc.ID] = append(p.w.pages[inc.ID], page{state: inc.State, at: p.w.clk.Now()})
+	}
+	return nil
 }
 
 // auditFake keeps the audit log; nothing reads it back.

@@ -205,6 +205,7 @@ func (w *world) checkIncidents() {
 			w.violate("reason", "%s is open (%s) but %s points at incident %q: nothing will reconcile it", inc.ID, inc.State, inc.Validator, v.OpenIncident)
 		}
 	}
+	w.checkPages()
 	for _, inc := range w.incidents() {
 		moved, prev := false, failover.State("")
 		home := w.homeAgain(inc)
@@ -224,6 +225,42 @@ func (w *world) checkIncidents() {
 				w.violate("reason", "%s closed from %s after its keys moved: only a failback may end it", inc.ID, prev)
 			}
 			prev = e.To
+		}
+	}
+}
+
+// checkPages: a failed incident pages a person. Once failoverd has run
+// for a renotify interval (and a resync) since the incident failed, with
+// Alertmanager taking its posts, a page of the failure must have gone out.
+func (w *world) checkPages() {
+	if !w.up() {
+		return
+	}
+	for _, inc := range w.openIncidents() {
+		if inc.State != failover.StateFailed {
+			continue
+		}
+		var failedAt time.Time
+		for _, e := range inc.History {
+			if e.To == failover.StateFailed {
+				failedAt = e.At
+			}
+		}
+		since := failedAt
+		for _, t := range []time.Time{w.procSince, w.lastPagerFault} {
+			if t.After(since) {
+				since = t
+			}
+		}
+		if w.clk.Now().Sub(since) < failover.RenotifyEvery+w.cfg.Engine.ResyncInterval || w.clk.Now().Sub(w.lastResync) > w.cfg.Engine.ResyncInterval {
+			continue
+		}
+		paged := false
+		for _, p := range w.pages[inc.ID] {
+			paged = paged || p.state == failover.StateFailed && !p.at.Before(failedAt)
+		}
+		if !paged {
+			w.violate("reason", "%s failed at %s (%s) and no page went out since", inc.ID, failedAt.Format(time.DateTime), clip(inc.Reason, 160))
 		}
 	}
 }

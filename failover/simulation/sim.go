@@ -50,6 +50,8 @@ var Breaks = map[string]string{
 	"store-resets-generation": "owner",
 	// The store drops the reason of a provisioning incident.
 	"store-drops-reason": "reason",
+	// Alertmanager takes failoverd's alerts and drops them.
+	"pager-drops": "reason",
 	// The clouds ignore deletes.
 	"cloud-leaks": "cloud",
 	// The clouds create a new node on every Ensure.

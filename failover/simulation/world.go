@@ -46,8 +46,15 @@ type world struct {
 	eng     *failover.Engine // nil while failoverd is down
 	procs   int
 	keys    *keysFake
-	audit   *auditFake
-	faults  faultRates
+	pager   *pagerFake
+	// pages are failoverd's own alerts, by incident; lastPagerFault is
+	// when posting one last failed, procSince when this process started.
+	pages          map[string][]page
+	lastPagerFault time.Time
+	procSince      time.Time
+	lastResync     time.Time
+	audit          *auditFake
+	faults         faultRates
 
 	sites  []*site
 	homes  []*home // fleet order
@@ -288,6 +295,8 @@ func (w *world) setup() {
 	}
 	w.keys = &keysFake{w: w, rng: rand.New(rand.NewPCG(w.seed, streamOf("agents")))}
 	w.audit = &auditFake{}
+	w.pager = &pagerFake{w: w, rng: rand.New(rand.NewPCG(w.seed, streamOf("pager")))}
+	w.pages = map[string][]page{}
 	w.agents = map[string]*agent{}
 	w.signed = map[string]sighting{}
 	w.approvals = map[string]approvalRec{}
@@ -387,7 +396,8 @@ func (w *world) startProcess() {
 	for i, c := range w.clouds {
 		provs[i] = c
 	}
-	eng, err := failover.New(failover.Options{Config: w.cfg, Store: fs, Providers: provs, Now: w.clk.Now,
+	w.procSince = w.clk.Now()
+	eng, err := failover.New(failover.Options{Config: w.cfg, Store: fs, Providers: provs, Now: w.clk.Now, Notifier: w.pager,
 		Migration: failover.MigrationOptions{
 			Signers: w.fx.Allowed, Threshold: w.cfg.Approval.Threshold, SilentEpochs: w.cfg.Approval.SilentEpochs,
 			GenesisRoots: map[string]string{"hoodi": roots["hoodi"], "mainnet": roots["mainnet"]},
