@@ -57,7 +57,8 @@ func standbyApproval(cfg *config.Config) (bootstrap.Approval, error) {
 			kept = append(kept, l)
 		}
 	}
-	return bootstrap.Approval{AllowedSigners: kept, Threshold: cfg.Approval.Threshold, SilentEpochs: cfg.Approval.SilentEpochs}, nil
+	return bootstrap.Approval{AllowedSigners: kept, Threshold: cfg.Approval.Threshold, SilentEpochs: cfg.Approval.SilentEpochs,
+		SilentBlocks: cfg.Approval.SilentBlocks}, nil
 }
 
 // migrationOptions wires key moves: approvers from config, the standby

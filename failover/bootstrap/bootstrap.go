@@ -84,6 +84,9 @@ type Approval struct {
 	// SilentEpochs is the chain silence the agent checks again right before
 	// an import; 0: 3 (and never fewer).
 	SilentEpochs int
+	// SilentBlocks is the same on Berachain, in blocks; 0: 150 (and never
+	// fewer).
+	SilentBlocks int
 }
 
 // Input is everything a bootstrap is rendered from.
@@ -608,6 +611,12 @@ func checkSigner(add func(string, ...any), in *Input) {
 	if a.SilentEpochs < minSilentEpochs {
 		add("Approval.SilentEpochs %d: at least %d", a.SilentEpochs, minSilentEpochs)
 	}
+	if a.SilentBlocks == 0 {
+		a.SilentBlocks = minSilentBlocks
+	}
+	if a.SilentBlocks < minSilentBlocks {
+		add("Approval.SilentBlocks %d: at least %d", a.SilentBlocks, minSilentBlocks)
+	}
 	if len(a.AllowedSigners) == 0 {
 		return
 	}
@@ -633,6 +642,10 @@ func checkSigner(add func(string, ...any), in *Input) {
 // minSilentEpochs mirrors beacon.MinSilentEpochs (DESIGN.md rule 4) without
 // importing the beacon client into the renderer.
 const minSilentEpochs = 3
+
+// minSilentBlocks mirrors cometbft.DefaultBlocks, the fewest blocks
+// failoverd accepts as Berachain silence.
+const minSilentBlocks = 150
 
 // allowedSignersFile is the agent's --allowed-signers file: the lines that
 // are neither blank nor comments, trimmed.
@@ -781,7 +794,7 @@ func (v *view) buildFiles() error {
 			r.Paths = append(r.Paths, u.EnvFile)
 		}
 		switch {
-		case name == AgentUnit && len(v.agentKeyArgs()) > 0, name == ValidatorUnit:
+		case name == AgentUnit && v.Ethereum && len(v.agentKeyArgs()) > 0, name == ValidatorUnit:
 			// Both read the token at start.
 			r.Paths = append(r.Paths, KeymanagerTokenFile)
 		case name == BeaconUnit && v.Berachain:
@@ -845,7 +858,24 @@ func (v *view) buildFiles() error {
 // takes no keys.
 func (v *view) agentKeyArgs() []string {
 	a := v.Input.Approval
-	if !v.Ethereum || len(a.AllowedSigners) == 0 {
+	if len(a.AllowedSigners) == 0 {
+		return nil
+	}
+	if v.Berachain {
+		// The key goes to beacond through the host's key unit
+		// (failoverd-cometbft-key.path); the agent checks silence on the
+		// local node by its CometBFT chain ID.
+		return []string{
+			"--chain berachain",
+			"--allowed-signers " + AllowedSignersFile,
+			fmt.Sprintf("--approval-threshold %d", a.Threshold),
+			"--cometbft-dir " + CometBFTStageDir,
+			fmt.Sprintf("--cometbft-chain-id %s-beacon-%s", v.Input.Network, v.ChainID),
+			"--state-dir " + AgentStateDir,
+			fmt.Sprintf("--silent-blocks %d", a.SilentBlocks),
+		}
+	}
+	if !v.Ethereum {
 		return nil
 	}
 	return []string{

@@ -387,9 +387,17 @@ func TestNoKeys(t *testing.T) {
 			}
 			// The agent's key import flags, only where the agent can import.
 			agent := fs["/etc/systemd/system/"+bootstrap.AgentUnit].Content
-			for _, flag := range []string{"--allowed-signers", "--keymanager-url", "--keymanager-token-file", "--state-dir", "--approval-threshold", "--silent-epochs"} {
-				if got := strings.Contains(agent, flag); got != (c.chain == "ethereum") {
-					t.Errorf("agent has %s: %v, want %v", flag, got, c.chain == "ethereum")
+			for _, flag := range []string{"--allowed-signers", "--state-dir", "--approval-threshold"} {
+				if !strings.Contains(agent, flag) {
+					t.Errorf("agent has no %s", flag)
+				}
+			}
+			eth := c.chain == "ethereum"
+			for flag, want := range map[string]bool{"--keymanager-url": eth, "--keymanager-token-file": eth, "--silent-epochs": eth,
+				"--chain berachain": !eth, "--cometbft-dir " + bootstrap.CometBFTStageDir: !eth, "--silent-blocks 150": !eth,
+				"--cometbft-chain-id " + c.network + "-beacon-": !eth} {
+				if got := strings.Contains(agent, flag); got != want {
+					t.Errorf("agent has %s: %v, want %v", flag, got, want)
 				}
 			}
 			if c.chain == "berachain" {

@@ -67,6 +67,10 @@ put /etc/failoverd/agent.key 0640 <<'FAILOVERD_EOF'
 MC4CAQAwBQYDK2VwBCIEIAEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
 -----END PRIVATE KEY-----
 FAILOVERD_EOF
+put /etc/failoverd/allowed_signers 0644 <<'FAILOVERD_EOF'
+alice@example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH/z/rNeqaYQXUbl3lH8amt8NkslkAWcbfHixCe+BlS1
+bob@example.org namespaces="failoverd-approval" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1tyM/VvahBCT5ClmcObhE/eBJP0XyJ9hRe9q2nvMLn
+FAILOVERD_EOF
 put /usr/local/sbin/failoverd-gate 0755 <<'FAILOVERD_EOF'
 #!/bin/bash
 # failoverd gate: the first ExecStartPre of failoverd-beacon.service on standby
@@ -198,7 +202,14 @@ ExecStart=/usr/bin/docker run --rm --name failoverd-agent --network host --log-d
   --execution-url http://127.0.0.1:8545 \
   --beacon-url http://127.0.0.1:5052 \
   --data-path /var/lib/failoverd-chain \
-  --control-dir /var/lib/failoverd-agent
+  --control-dir /var/lib/failoverd-agent \
+  --chain berachain \
+  --allowed-signers /etc/failoverd/allowed_signers \
+  --approval-threshold 2 \
+  --cometbft-dir /var/lib/failoverd-agent/cometbft \
+  --cometbft-chain-id mainnet-beacon-80094 \
+  --state-dir /var/lib/failoverd-agent/state \
+  --silent-blocks 150
 ExecStop=/usr/bin/docker stop -t 10 failoverd-agent
 Restart=always
 RestartSec=10
@@ -518,7 +529,7 @@ systemctl daemon-reload
 systemctl enable -q failoverd-execution.service failoverd-beacon.service failoverd-agent.service failoverd-stop-clients.path failoverd-cometbft-key.path
 if changed /etc/systemd/system/failoverd-execution.service /etc/failoverd/execution.env; then systemctl try-restart failoverd-execution.service; fi
 if changed /etc/systemd/system/failoverd-beacon.service /var/lib/failoverd-chain/beacond/config/config.toml; then systemctl try-restart failoverd-beacon.service || log "failoverd-beacon.service not restarted: its gate is closed (journalctl -u failoverd-beacon.service)"; fi
-if changed /etc/systemd/system/failoverd-agent.service /etc/failoverd/ca.crt /etc/failoverd/agent.crt /etc/failoverd/agent.key; then systemctl try-restart failoverd-agent.service; fi
+if changed /etc/systemd/system/failoverd-agent.service /etc/failoverd/ca.crt /etc/failoverd/agent.crt /etc/failoverd/agent.key /etc/failoverd/allowed_signers; then systemctl try-restart failoverd-agent.service; fi
 systemctl start failoverd-execution.service failoverd-agent.service failoverd-stop-clients.path failoverd-cometbft-key.path
 systemctl start failoverd-beacon.service || log "failoverd-beacon.service not started: its gate is closed (journalctl -u failoverd-beacon.service)"
 log "standby berachain-mainnet-1 bootstrapped"
