@@ -280,15 +280,11 @@ func (w *world) resync() {
 		w.engineErr("check sites", err)
 		w.note("  site check: %v", err)
 	}
-	vs, err := w.durable.ListValidators(w.ctx)
-	if err != nil {
-		panic(err)
-	}
-	for _, v := range vs {
+	for _, name := range slices.Clone(w.view().names) {
 		if !w.up() {
 			return
 		}
-		w.reconcile(v.Name)
+		w.reconcile(name)
 	}
 }
 

@@ -634,6 +634,7 @@ type view struct {
 	incidents  []failover.Incident
 	open       []failover.Incident
 	validators map[string]failover.ValidatorRecord
+	names      []string // validators in key order
 }
 
 func (w *world) view() *view {
@@ -661,18 +662,26 @@ func (w *world) view() *view {
 	slices.SortStableFunc(incs, func(a, b failover.Incident) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 	})
-	vs, err := w.durable.ListValidators(w.ctx)
-	if err != nil {
-		panic(err)
-	}
 	v := &view{gen: gen, incidents: incs, validators: map[string]failover.ValidatorRecord{}}
+	for _, r := range w.durable.rawList("validator") {
+		d, ok := w.decoded["validator/"+r.key]
+		if !ok || d.version != r.version {
+			var rec failover.ValidatorRecord
+			if err := json.Unmarshal(r.body, &rec); err != nil {
+				panic(err)
+			}
+			rec.Version = r.version
+			d = decoded{version: r.version, v: rec}
+			w.decoded["validator/"+r.key] = d
+		}
+		rec := d.v.(failover.ValidatorRecord)
+		v.validators[rec.Name] = rec
+		v.names = append(v.names, rec.Name)
+	}
 	for _, inc := range incs {
 		if inc.State.Open() {
 			v.open = append(v.open, inc)
 		}
-	}
-	for _, r := range vs {
-		v.validators[r.Name] = r
 	}
 	w.cache = v
 	return v
