@@ -403,15 +403,25 @@ func (c *Client) ImportKeystores(ctx context.Context, keystores, passwords []str
 	if reply.Data == nil {
 		return nil, fmt.Errorf("%w: import: no data", ErrMalformed)
 	}
+	// Every entry is kept (a missing status as ""), so that statuses
+	// returned with ErrMalformed never pass AllImported: stopping at the
+	// first bad entry could leave exactly n good-looking ones.
 	out := make([]ImportStatus, 0, len(*reply.Data))
+	var problems []string
 	for i, d := range *reply.Data {
+		st := ImportStatus{Message: d.Message}
 		if d.Status == nil {
-			return out, fmt.Errorf("%w: import: data[%d] has no status", ErrMalformed, i)
+			problems = append(problems, fmt.Sprintf("data[%d] has no status", i))
+		} else {
+			st.Status = ImportState(*d.Status)
 		}
-		out = append(out, ImportStatus{Status: ImportState(*d.Status), Message: d.Message})
+		out = append(out, st)
 	}
 	if len(out) != len(keystores) {
-		return out, fmt.Errorf("%w: import: %d statuses for %d keystores", ErrMalformed, len(out), len(keystores))
+		problems = append(problems, fmt.Sprintf("%d statuses for %d keystores", len(out), len(keystores)))
+	}
+	if len(problems) > 0 {
+		return out, fmt.Errorf("%w: import: %s", ErrMalformed, strings.Join(problems, "; "))
 	}
 	return out, nil
 }
