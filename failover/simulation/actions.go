@@ -218,13 +218,11 @@ func (w *world) doDeliver() string {
 func (w *world) deliverMail(i int) string {
 	m := w.mail[i]
 	if !w.up() {
-		w.mail[i].tries++
 		return m.what + ": failoverd does not answer; Alertmanager retries later"
 	}
 	res, err := w.eng.Observe(w.ctx, m.obs, m.hbs)
 	if err != nil {
 		w.engineErr("observe", err)
-		w.mail[i].tries++
 		return fmt.Sprintf("%s: 503 (%v); Alertmanager retries later", m.what, err)
 	}
 	w.mail = slices.Delete(w.mail, i, i+1)

@@ -53,7 +53,6 @@ type world struct {
 	lastPagerFault time.Time
 	procSince      time.Time
 	lastResync     time.Time
-	audit          *auditFake
 	faults         faultRates
 
 	sites  []*site
@@ -117,11 +116,10 @@ type grantRec struct {
 
 // mail is one pending Alertmanager delivery.
 type mail struct {
-	site  string
-	what  string
-	obs   []failover.Observation
-	hbs   []failover.Heartbeat
-	tries int
+	site string
+	what string
+	obs  []failover.Observation
+	hbs  []failover.Heartbeat
 }
 
 // stop unwinds a run once a violation is recorded.
@@ -294,7 +292,6 @@ func (w *world) setup() {
 		w.clouds = append(w.clouds, c)
 	}
 	w.keys = &keysFake{w: w, rng: rand.New(rand.NewPCG(w.seed, streamOf("agents")))}
-	w.audit = &auditFake{}
 	w.pager = &pagerFake{w: w, rng: rand.New(rand.NewPCG(w.seed, streamOf("pager")))}
 	w.pages = map[string][]page{}
 	w.agents = map[string]*agent{}
@@ -313,7 +310,7 @@ func (w *world) setup() {
 			sites[v.Site] = s
 			w.sites = append(w.sites, s)
 		}
-		w.homes = append(w.homes, &home{validator: v.Name, site: s, up: true, keys: true, active: true, since: w.start})
+		w.homes = append(w.homes, &home{validator: v.Name, site: s, up: true, keys: true, active: true})
 		for _, pk := range v.Pubkeys {
 			w.allKeys = append(w.allKeys, approval.NormalizePubkey(pk))
 		}
@@ -401,7 +398,7 @@ func (w *world) startProcess() {
 		Migration: failover.MigrationOptions{
 			Signers: w.fx.Allowed, Threshold: w.cfg.Approval.Threshold, SilentEpochs: w.cfg.Approval.SilentEpochs,
 			GenesisRoots: map[string]string{"hoodi": roots["hoodi"], "mainnet": roots["mainnet"]},
-			Keys:         w.keys, Home: homeFencer{w}, Grants: w.fx.CA, Audit: w.audit,
+			Keys:         w.keys, Home: homeFencer{w}, Grants: w.fx.CA, Audit: auditFake{},
 			CertSHA256: func(inc failover.Incident) (string, error) {
 				if inc.Standby == nil {
 					return "", errors.New("no standby")
@@ -561,7 +558,7 @@ func (w *world) tryStartHome(h *home) {
 		return
 	}
 	w.startSigner(h.ref(), w.keysOf(h.validator), fmt.Sprintf("home %s starts (its gate says %s)", h.validator, owner))
-	h.active, h.since = true, w.clk.Now()
+	h.active = true
 }
 
 // tryStartStandby is the standby's validator client unit: the agent has
@@ -575,7 +572,7 @@ func (w *world) tryStartStandby(a *agent) {
 		return
 	}
 	w.startSigner(a.ref(), a.loaded, fmt.Sprintf("standby %s starts signing for %s (its gate says %s)", a.name, a.validator, owner))
-	a.active, a.since = true, w.clk.Now()
+	a.active = true
 }
 
 func (w *world) stopHome(h *home, why string) {
