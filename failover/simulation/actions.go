@@ -269,11 +269,6 @@ func (w *world) doDrop() string {
 // resync is what the engine's loop does every resyncInterval: look at the
 // sites' heartbeats, then reconcile every validator it knows.
 func (w *world) resync() {
-	defer func() {
-		if w.up() {
-			w.lastResync = w.clk.Now()
-		}
-	}()
 	if err := w.eng.CheckSites(w.ctx); err != nil {
 		w.engineErr("check sites", err)
 		w.note("  site check: %v", err)
@@ -287,7 +282,13 @@ func (w *world) resync() {
 }
 
 func (w *world) reconcile(name string) {
-	if _, err := w.eng.Reconcile(w.ctx, name); err != nil {
+	refused := w.stats.Faults["alertmanager refuses failoverd's alert"]
+	_, err := w.eng.Reconcile(w.ctx, name)
+	// A reconcile that completes posts the page of a failed incident
+	// (checkPages); one that fails may have stopped before, and a post
+	// Alertmanager refused is posted again later.
+	w.pageDue[name] = err == nil && !w.proc.dead && w.stats.Faults["alertmanager refuses failoverd's alert"] == refused
+	if err != nil {
 		w.engineErr("reconcile "+name, err)
 		w.note("  reconcile %s: %s", name, clip(err.Error(), 160))
 	}

@@ -405,9 +405,13 @@ func (p *pagerFake) Notify(_ context.Context, inc failover.Incident) error {
 	if err := p.w.proc.call(); err != nil {
 		return err
 	}
-	if r := p.w.faults.agent; r > 0 && p.rng.Float64() < r {
+	refuse := p.w.refusePosts > 0
+	if refuse {
+		p.w.refusePosts--
+	}
+	if r := p.w.faults.agent; refuse || r > 0 && p.rng.Float64() < r {
 		p.w.countFault("alertmanager refuses failoverd's alert")
-		p.w.lastPagerFault = p.w.clk.Now()
+		clear(p.w.pageDue)
 		return errors.New("alertmanager: 503 (injected by the simulation)")
 	}
 	if !p.w.breaks("pager-drops") {

@@ -280,3 +280,31 @@ func TestEngineBugTeardownTwice(t *testing.T) {
 	}
 	bugGone(t, "teardown-twice")
 }
+
+// TestEngineBugPageHeldBack: failoverd posts FailoverdStandbyReady when the
+// standby is ready. The standby is then lost and, the month's budget spent,
+// the incident fails; Alertmanager refuses that post. The engine remembers
+// when it last posted (the ready alert) but not what, so every reconcile
+// for the next 20 minutes (RenotifyEvery) thinks the page is fresh:
+// Alertmanager keeps showing "ready" for an incident that failed.
+func TestEngineBugPageHeldBack(t *testing.T) {
+	w := scripted(t, nil)
+	v := w.try(func() {
+		inc := w.outageToReady(t, "eth-1")
+		w.cfg.Caps.MonthlyStandbyHours = 0.01
+		w.cloudNamed(inc.Standby.Provider).preempt(inc.Standby.Name)
+		// The standby is gone (ready -> provisioning), there is no budget
+		// for another (-> failed); Alertmanager refuses both posts.
+		w.refusePosts = 2
+		w.reconcile("eth-1")
+		if got := w.openOf("eth-1"); got.State != failover.StateFailed {
+			t.Fatalf("%s is %s, want failed", got.ID, got.State)
+		}
+		w.passTime(time.Minute) // a resync: the reconcile completes, Alertmanager takes posts again
+		w.checkPages()
+	})
+	if v != nil {
+		bugPresent(t, "page-held-back", v, w)
+	}
+	bugGone(t, "page-held-back")
+}

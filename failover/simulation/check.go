@@ -229,38 +229,37 @@ func (w *world) checkIncidents() {
 	}
 }
 
-// checkPages: a failed incident pages a person. Once failoverd has run
-// for a renotify interval (and a resync) since the incident failed, with
-// Alertmanager taking its posts, a page of the failure must have gone out.
+// alertTTL is how long an alert failoverd posts stays active in
+// Alertmanager unless posted again (failover/alertmanager's notifyTTL).
+const alertTTL = time.Hour
+
+// checkPages: a failed incident pages a person. Alertmanager shows an
+// incident's alert as the last post it took said, for an hour. A reconcile
+// of a failed incident that completes posts its page unless one went out
+// less than a renotify interval ago; so once such a reconcile completed with
+// Alertmanager taking posts, the incident's alert must be active and say
+// failed.
 func (w *world) checkPages() {
 	if !w.up() {
 		return
 	}
 	for _, inc := range w.openIncidents() {
-		if inc.State != failover.StateFailed {
+		if inc.State != failover.StateFailed || !w.pageDue[inc.Validator] {
 			continue
 		}
-		var failedAt time.Time
-		for _, e := range inc.History {
-			if e.To == failover.StateFailed {
-				failedAt = e.At
-			}
-		}
-		since := failedAt
-		for _, t := range []time.Time{w.procSince, w.lastPagerFault} {
-			if t.After(since) {
-				since = t
-			}
-		}
-		if w.clk.Now().Sub(since) < failover.RenotifyEvery+w.cfg.Engine.ResyncInterval || w.clk.Now().Sub(w.lastResync) > w.cfg.Engine.ResyncInterval {
+		posts := w.pages[inc.ID]
+		n := len(posts)
+		if n > 0 && posts[n-1].state != failover.StateFailed && w.clk.Now().Sub(posts[n-1].at) < failover.RenotifyEvery &&
+			w.knownBug("page-held-back", true) {
 			continue
 		}
-		paged := false
-		for _, p := range w.pages[inc.ID] {
-			paged = paged || p.state == failover.StateFailed && !p.at.Before(failedAt)
-		}
-		if !paged {
-			w.violate("reason", "%s failed at %s (%s) and no page went out since", inc.ID, failedAt.Format(time.DateTime), clip(inc.Reason, 160))
+		if n == 0 || posts[n-1].state != failover.StateFailed || w.clk.Now().Sub(posts[n-1].at) >= alertTTL {
+			last := "none"
+			if n > 0 {
+				last = fmt.Sprintf("%s at %s", posts[n-1].state, posts[n-1].at.Format(time.DateTime))
+			}
+			w.violate("reason", "%s is failed (%s); a reconcile of it completed since, and Alertmanager shows no active page of it (last post taken: %s)",
+				inc.ID, clip(inc.Reason, 160), last)
 		}
 	}
 }

@@ -47,13 +47,12 @@ type world struct {
 	procs   int
 	keys    *keysFake
 	pager   *pagerFake
-	// pages are failoverd's own alerts, by incident; lastPagerFault is
-	// when posting one last failed, procSince when this process started.
-	pages          map[string][]page
-	lastPagerFault time.Time
-	procSince      time.Time
-	lastResync     time.Time
-	faults         faultRates
+	// pages are failoverd's own alerts, by incident; pageDue the
+	// validators a reconcile has completed for since this process started
+	// and Alertmanager last refused a post (see checkPages).
+	pages   map[string][]page
+	pageDue map[string]bool
+	faults  faultRates
 
 	sites  []*site
 	homes  []*home // fleet order
@@ -93,6 +92,8 @@ type world struct {
 	// loseIntentAnswer names an incident whose next intent write takes
 	// effect and loses its answer (the scenario tests).
 	loseIntentAnswer string
+	// refusePosts: Alertmanager refuses that many next posts (the scenario tests).
+	refusePosts int
 }
 
 // approvalRec is an approval an approver built, and whether it is one
@@ -294,6 +295,7 @@ func (w *world) setup() {
 	w.keys = &keysFake{w: w, rng: rand.New(rand.NewPCG(w.seed, streamOf("agents")))}
 	w.pager = &pagerFake{w: w, rng: rand.New(rand.NewPCG(w.seed, streamOf("pager")))}
 	w.pages = map[string][]page{}
+	w.pageDue = map[string]bool{}
 	w.agents = map[string]*agent{}
 	w.signed = map[string]sighting{}
 	w.approvals = map[string]approvalRec{}
@@ -393,7 +395,7 @@ func (w *world) startProcess() {
 	for i, c := range w.clouds {
 		provs[i] = c
 	}
-	w.procSince = w.clk.Now()
+	clear(w.pageDue)
 	eng, err := failover.New(failover.Options{Config: w.cfg, Store: fs, Providers: provs, Now: w.clk.Now, Notifier: w.pager,
 		Migration: failover.MigrationOptions{
 			Signers: w.fx.Allowed, Threshold: w.cfg.Approval.Threshold, SilentEpochs: w.cfg.Approval.SilentEpochs,
