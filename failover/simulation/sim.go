@@ -198,11 +198,22 @@ func (s Stats) FaultsTotal() int {
 	return n
 }
 
-// Summary is the one line for docs/reliability.md.
+// Summary is the one line for docs/reliability.md. Violations exclude the
+// known engine bugs (known.go), which it lists with the seeds that met them.
 func (s Stats) Summary() string {
-	return fmt.Sprintf("simulation: %d seeds, %d steps, %s simulated; %d faults injected (%s); %d key migrations, %d failbacks, %d crashes; %d invariant violations",
+	line := fmt.Sprintf("simulation: %d seeds, %d steps, %s simulated; %d faults injected (%s); %d key migrations, %d failbacks, %d crashes; %d invariant violations",
 		s.Seeds, s.Steps, s.SimTime.Round(time.Hour), s.FaultsTotal(), formatCounts(s.Faults),
 		s.Counts["migrations completed"], s.Counts["failbacks completed"], s.Faults["crash"], s.Violations)
+	var known []string
+	for _, k := range sortedKeys(s.Counts) {
+		if bug, ok := strings.CutPrefix(k, "seeds meeting known engine bug: "); ok {
+			known = append(known, fmt.Sprintf("%s %d", bug, s.Counts[k]))
+		}
+	}
+	if len(known) > 0 {
+		line += "; seeds meeting known engine bugs: " + strings.Join(known, ", ")
+	}
+	return line
 }
 
 // Details lists every counter, one per line.

@@ -138,6 +138,11 @@ func Run(fx *Fixtures, seed uint64, opts Options) (res Result) {
 				w.record("panic", "%v\n%s", r, debug.Stack())
 			}
 		}
+		for _, k := range sortedKeys(w.stats.Counts) {
+			if bug, ok := strings.CutPrefix(k, "known engine bug hit: "); ok {
+				w.stats.add("seeds meeting known engine bug: "+bug, 1)
+			}
+		}
 		res = Result{Seed: seed, Options: opts, Trace: w.trace, Violation: w.violation, Stats: w.stats}
 		res.Stats.Seeds, res.Stats.Steps = 1, w.step
 		if w.clk != nil {
