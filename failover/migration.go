@@ -269,6 +269,7 @@ func (e *Engine) Owners(ctx context.Context) ([]ValidatorOwner, error) {
 		r := byName[v.Name]
 		o := r.Ownership
 		o.Owner = o.Current()
+		o = e.inFlight(ctx, r, o)
 		out = append(out, ValidatorOwner{Validator: v.Name, Ownership: o, OpenIncident: r.OpenIncident})
 	}
 	return out, nil
@@ -288,7 +289,29 @@ func (e *Engine) Owner(ctx context.Context, validator string) (Ownership, error)
 	}
 	o := v.Ownership
 	o.Owner = o.Current()
-	return o, nil
+	return e.inFlight(ctx, v, o), nil
+}
+
+// inFlight answers for a validator whose key move was accepted and recorded
+// (migrating) but whose signing right has not moved yet (a crash or a failed
+// write between the two): nobody may start a signer until the reconciler
+// finishes the swap or stops the move. Home was fenced for this move; its
+// gate must not open just because the record still says home.
+func (e *Engine) inFlight(ctx context.Context, v ValidatorRecord, o Ownership) Ownership {
+	if v.OpenIncident == "" {
+		return o
+	}
+	inc, err := e.store.GetIncident(ctx, v.OpenIncident)
+	if err != nil {
+		// Unknown is not home: the gate stays shut.
+		o.Owner = OwnerNobody
+		return o
+	}
+	m, ok := inc.CurrentMigration()
+	if ok && inc.State == StateMigrating && m.Generation > o.Generation {
+		o.Owner = OwnerNobody
+	}
+	return o
 }
 
 func actionFor(inc Incident) string {

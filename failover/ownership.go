@@ -5,6 +5,10 @@ import "time"
 // OwnerHome is the owner of a validator's signing right when it is at home.
 const OwnerHome = "home"
 
+// OwnerNobody is what the gate hears while an accepted move has not yet
+// moved the signing right (or failoverd cannot tell): no signer may start.
+const OwnerNobody = "nobody (a key move is in flight)"
+
 // Ownership says who may sign for a validator (DESIGN.md rule 3): home, or
 // one standby. Generation only grows; only an accepted approval changes the
 // owner, and every change bumps it, so any component that starts a signer

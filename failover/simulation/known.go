@@ -8,8 +8,6 @@ package simulation
 var knownBugs = map[string]string{
 	// TestEngineBugTeardownRecovering.
 	"teardown-recovering": "failoverd teardown of a recovering (kept warm) incident fails with an illegal transition instead of deleting the standby now",
-	// TestEngineBugGateHomeWhileMigrating.
-	"gate-home-while-migrating": "the gate answers home while the validator's incident is migrating (Approve stored the migrating state, then failed or crashed before it moved the signing right); a home validator client that starts in that window keeps signing after the reconciler hands the signing right to the standby",
 	// TestEngineBugPageHeldBack.
 	"page-held-back": "when Alertmanager refuses the post of a new state (ready -> failed), the engine keeps the time of the previous state's post and holds the failure page back until RenotifyEvery (20 minutes) after it",
 	// TestEngineBugTeardownTwice.
