@@ -848,6 +848,12 @@ func (e *Engine) putLocked(ctx context.Context, inc *Incident) error {
 	inc.UpdatedAt = e.now().UTC()
 	e.stampCost(inc)
 	if err := e.store.PutIncident(ctx, inc); err != nil {
+		// The write may have taken effect with its answer lost: count a
+		// would-be holder as one until the next resync reads the store,
+		// so that the cap never admits past it.
+		if inc.State.Open() && holdsStandby(*inc) {
+			e.holders[inc.ID] = true
+		}
 		return fmt.Errorf("store incident %s: %w", inc.ID, err)
 	}
 	e.trackLocked(*inc)
