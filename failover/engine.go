@@ -832,7 +832,13 @@ func (e *Engine) admitLocked(ctx context.Context, inc *Incident, name string, sl
 	at := slots[inc.ZoneIndex%len(slots)]
 	inc.Intent = &Intent{Action: "ensure-standby", Target: at.provider.Name() + "/" + name, At: t}
 	if inc.Standby == nil || inc.Standby.State == cloud.StateDeleted {
+		if span, ok := billedSpan(inc.Standby); ok {
+			inc.PastStandbys = append(inc.PastStandbys, span)
+		}
 		inc.Standby = &Standby{Name: name, State: "requested"}
+	}
+	if inc.Standby.RequestedAt == nil {
+		inc.Standby.RequestedAt = &t
 	}
 	inc.Standby.Provider, inc.Standby.Zone = at.provider.Name(), at.zone
 	inc.Standby.HourlyUSD = e.cfg.HourlyCost(at.provider.Name())
@@ -1194,20 +1200,54 @@ func StandbyHours(incs []Incident, t time.Time) float64 {
 	t = t.UTC()
 	monthStart := time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
 	var total time.Duration
-	for _, inc := range incs {
-		if inc.Standby == nil || inc.Standby.CreatedAt == nil {
-			continue
-		}
-		from, to := *inc.Standby.CreatedAt, t
-		if inc.Standby.DeletedAt != nil {
-			to = *inc.Standby.DeletedAt
-		}
+	add := func(s Span) {
+		from, to := s.From, s.To
 		if from.Before(monthStart) {
 			from = monthStart
+		}
+		if to.After(t) {
+			to = t
 		}
 		if to.After(from) {
 			total += to.Sub(from)
 		}
 	}
+	for _, inc := range incs {
+		for _, s := range inc.PastStandbys {
+			add(s)
+		}
+		s := inc.Standby
+		if s == nil {
+			continue
+		}
+		from := s.CreatedAt
+		if from == nil {
+			// Never read back (its answer was lost): bill from the request.
+			from = s.RequestedAt
+		}
+		if from == nil {
+			continue
+		}
+		to := t
+		if s.DeletedAt != nil {
+			to = *s.DeletedAt
+		}
+		add(Span{From: *from, To: to})
+	}
 	return total.Hours()
+}
+
+// billedSpan is the time a deleted standby was billed, if known.
+func billedSpan(s *Standby) (Span, bool) {
+	if s == nil || s.DeletedAt == nil {
+		return Span{}, false
+	}
+	from := s.CreatedAt
+	if from == nil {
+		from = s.RequestedAt
+	}
+	if from == nil {
+		return Span{}, false
+	}
+	return Span{From: *from, To: *s.DeletedAt}, true
 }

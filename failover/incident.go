@@ -66,6 +66,9 @@ type Incident struct {
 	// Standby is the cloud node this incident provisioned, once it exists or
 	// is about to (Intent records the call before it is made).
 	Standby *Standby `json:"standby,omitempty"`
+	// PastStandbys are the billed spans of earlier standbys of this
+	// incident (one lost and created again): the budget keeps their hours.
+	PastStandbys []Span `json:"pastStandbys,omitempty"`
 	// Intent is the external call the engine decided to make and may have
 	// made: written before the call, cleared after its result is stored.
 	Intent *Intent `json:"intent,omitempty"`
@@ -95,10 +98,13 @@ type Standby struct {
 	Zone     string `json:"zone,omitempty"`
 	// State is the provider's word for the node (pending, running, ...), or
 	// "deleted" once it is gone.
-	State     string      `json:"state"`
-	CreatedAt *time.Time  `json:"createdAt,omitempty"`
-	DeletedAt *time.Time  `json:"deletedAt,omitempty"`
-	Sync      *SyncReport `json:"sync,omitempty"`
+	State     string     `json:"state"`
+	CreatedAt *time.Time `json:"createdAt,omitempty"`
+	// RequestedAt is when failoverd asked for it: what the budget counts
+	// from when the cloud's creation time was never read (a lost answer).
+	RequestedAt *time.Time  `json:"requestedAt,omitempty"`
+	DeletedAt   *time.Time  `json:"deletedAt,omitempty"`
+	Sync        *SyncReport `json:"sync,omitempty"`
 	// HourlyUSD is the estimated price per hour (machine and disk) when the
 	// standby was requested; Hours and CostUSD are refreshed on every write.
 	HourlyUSD float64 `json:"hourlyUSD,omitempty"`
@@ -157,4 +163,10 @@ func (inc *Incident) record(e Entry) {
 		trimmed = append(trimmed, inc.History[len(inc.History)-(maxHistory-head-1):]...)
 		inc.History = trimmed
 	}
+}
+
+// Span is a time a standby existed (and was billed).
+type Span struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
 }

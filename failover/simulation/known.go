@@ -12,8 +12,6 @@ var knownBugs = map[string]string{
 	"page-held-back": "when Alertmanager refuses the post of a new state (ready -> failed), the engine keeps the time of the previous state's post and holds the failure page back until RenotifyEvery (20 minutes) after it",
 	// TestEngineBugTeardownTwice.
 	"teardown-twice": "an incident that failed after a teardown (its standby's delete failed maxAttempts times) cannot be torn down again: teardown returns at once because TornDownBy is set, so the incident stays failed and claims its validator for good",
-	// TestEngineBugBudgetForgetsHours.
-	"budget-forgets-hours": "the monthly budget forgets the hours of a standby that was lost and created again (spot preemption) and of one whose create answer was lost before it was deleted",
 }
 
 // knownBug reports whether a failure is the known bug name (and counts it).
