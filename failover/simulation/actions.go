@@ -733,10 +733,12 @@ func (w *world) doBadMigration(inc failover.Incident) string {
 	case "no fencing":
 		valid, f = true, failover.Fencing{}
 	case "failback instead":
-		a.Action = approval.ActionFailback
+		// A well-made failback approval, sent before anything moved: refused
+		// now, and a fair failback once this incident has migrated.
+		a.Action, valid = approval.ActionFailback, true
 	}
 	req, rec := w.request(inc.ID, a, signed, f, kind, valid, by...)
-	rec.mustRefuse = mustRefuse
+	rec.mustRefuse = mustRefuse && kind != "failback instead"
 	w.approvals[recKey(req)] = rec
 	reply, ok, out := w.submit(inc.ID+" bad migration ("+kind+")", req, rec, mustRefuse)
 	if ok {
