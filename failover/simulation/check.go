@@ -55,33 +55,29 @@ func (w *world) checkOwners() {
 					inc.ID, m.To, m.Generation, vc.Name, o.Current(), o.Generation)
 			}
 		}
-		// The stored owner stays home until the reconciler finishes the
-		// swap; what matters is what the gate answers meanwhile.
-		if id := w.migratingWhileHome(vc.Name); id != "" {
-			if home, _ := w.gate(vc.Name, failover.OwnerHome); home && !w.knownBug("gate-home-while-migrating", true) {
-				inc, _ := w.incident(id)
-				m, _ := inc.CurrentMigration()
-				w.violate("owner", "the gate answers home for %s while %s is migrating its keys to %s (generation %d accepted): a home validator client that restarts now starts signing, and so will the standby",
-					vc.Name, inc.ID, m.To, m.Generation)
-			}
+		if id := w.migratingWhileHome(vc.Name); id != "" && !w.knownBug("gate-home-while-migrating", true) {
+			inc, _ := w.incident(id)
+			m, _ := inc.CurrentMigration()
+			w.violate("owner", "the gate answers home for %s while %s is migrating its keys to %s (generation %d accepted): a home validator client that restarts now starts signing, and so will the standby",
+				vc.Name, inc.ID, m.To, m.Generation)
 		}
 	}
 }
 
 // migratingWhileHome is the validator's open incident if it is migrating
-// while the stored owner is still home.
+// while the stored owner is still home and the gate answers home.
 func (w *world) migratingWhileHome(validator string) string {
 	v := w.validatorRec(validator)
 	if !v.Ownership.AtHome() || v.OpenIncident == "" {
 		return ""
 	}
-	// What matters is the gate's answer, not the record: the engine closes
-	// the gate while a recorded move has not moved the signing right.
-	if ok, _ := w.gate(validator, failover.OwnerHome); !ok {
-		return ""
-	}
 	inc, ok := w.incident(v.OpenIncident)
 	if !ok || inc.State != failover.StateMigrating {
+		return ""
+	}
+	// What matters is the gate's answer, not the record: the engine closes
+	// the gate while a recorded move has not moved the signing right.
+	if home, _ := w.gate(validator, failover.OwnerHome); !home {
 		return ""
 	}
 	return inc.ID

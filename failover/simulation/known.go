@@ -4,7 +4,8 @@ package simulation
 // engine still has. A run that meets one counts it instead of failing, so
 // that the sweep keeps looking for new ones; each has a test (skipped while
 // the bug is there) that fails once more when the bug is gone, as a reminder
-// to drop it from this list. KnownBugsHit in the stats says how often.
+// to drop it from this list. The counters "known engine bug hit: NAME" and
+// "seeds meeting known engine bug: NAME" say how often.
 var knownBugs = map[string]string{
 	// TestEngineBugTeardownRecovering.
 	"teardown-recovering": "failoverd teardown of a recovering (kept warm) incident fails with an illegal transition instead of deleting the standby now",
