@@ -771,7 +771,7 @@ func (e *Engine) provision(ctx context.Context, inc *Incident, firing bool) (res
 		}
 		return e.failedAttempt(ctx, inc, "creating the standby in "+at.String(), err)
 	}
-	inc.Standby = standbyFrom(sb, inc.Standby)
+	adoptStandby(inc, sb)
 	inc.Intent = nil
 	return again, e.transition(ctx, inc, EventProvisioned,
 		fmt.Sprintf("standby %s exists in %s/%s (%s); waiting for it to sync", sb.Name, sb.Provider, sb.Zone, sb.State))
@@ -938,6 +938,21 @@ func (e *Engine) nextZone(ctx context.Context, inc *Incident, slots []slot, at s
 	return e.failedAttempt(ctx, inc, fmt.Sprintf("creating the standby in every zone (%s)", strings.Join(names, ", ")), cause)
 }
 
+// adoptStandby records what the cloud says of the incident's standby. A
+// different creation time is another node (the old one was lost and made
+// again under the same name): the old one's hours stay in the budget, up to
+// when the new one was created.
+func adoptStandby(inc *Incident, sb cloud.Standby) {
+	if old := inc.Standby; old != nil && old.CreatedAt != nil && !sb.CreatedAt.IsZero() && !sb.CreatedAt.Equal(*old.CreatedAt) {
+		end := sb.CreatedAt.UTC()
+		if old.DeletedAt != nil && old.DeletedAt.Before(end) {
+			end = *old.DeletedAt
+		}
+		inc.PastStandbys = append(inc.PastStandbys, Span{From: *old.CreatedAt, To: end})
+	}
+	inc.Standby = standbyFrom(sb, inc.Standby)
+}
+
 func standbyFrom(sb cloud.Standby, old *Standby) *Standby {
 	s := &Standby{Provider: sb.Provider, Name: sb.Name, Zone: sb.Zone, State: sb.State}
 	if old != nil {
@@ -948,7 +963,7 @@ func standbyFrom(sb cloud.Standby, old *Standby) *Standby {
 		s.CreatedAt = &c
 	}
 	if old != nil {
-		s.Sync = old.Sync
+		s.Sync, s.RequestedAt = old.Sync, old.RequestedAt
 		if s.CreatedAt == nil {
 			s.CreatedAt = old.CreatedAt
 		}
@@ -988,7 +1003,7 @@ func (e *Engine) watchSync(ctx context.Context, inc *Incident, firing bool) (res
 	reporter := e.syncReporter(provider)
 	if reporter == nil {
 		// Real clouds report sync through the standby agent on the node.
-		inc.Standby = standbyFrom(sb, inc.Standby)
+		adoptStandby(inc, sb)
 		inc.Attempts, inc.NextAttemptAt = 0, time.Time{}
 		inc.Reason = fmt.Sprintf("standby %s is %s in %s/%s; its sync status comes from the standby agent, which this build does not have yet",
 			sb.Name, sb.State, sb.Provider, sb.Zone)
@@ -999,7 +1014,7 @@ func (e *Engine) watchSync(ctx context.Context, inc *Incident, firing bool) (res
 		// The agent does not answer yet: the VM is still booting and
 		// installing its clients, which takes minutes. Waiting is not a
 		// failure; the reason says what the incident waits for.
-		inc.Standby = standbyFrom(sb, inc.Standby)
+		adoptStandby(inc, sb)
 		inc.Reason = fmt.Sprintf("standby %s is %s in %s/%s; waiting for its agent to answer (%v)", sb.Name, sb.State, sb.Provider, sb.Zone, err)
 		return result{after: poll}, e.update(ctx, inc)
 	}
@@ -1010,7 +1025,7 @@ func (e *Engine) watchSync(ctx context.Context, inc *Incident, firing bool) (res
 		Optimistic: st.Optimistic, ELOffline: st.ELOffline, Health: st.Health, Peers: st.Peers,
 		ExecutionPeers: st.ExecutionPeers, SyncDistance: st.SyncDistance, DiskFreeBytes: st.DiskFreeBytes,
 		ClockOffsetMillis: st.ClockOffset.Milliseconds(), NotReady: st.NotReady(), CheckedAt: e.now().UTC()}
-	inc.Standby = standbyFrom(sb, inc.Standby)
+	adoptStandby(inc, sb)
 	inc.Standby.Sync = report
 	inc.Attempts, inc.NextAttemptAt = 0, time.Time{}
 	switch {
@@ -1128,8 +1143,10 @@ func (e *Engine) Teardown(ctx context.Context, id, by string) (Incident, error) 
 		if err != nil {
 			return Incident{}, fmt.Errorf("incident %s: %w", id, err)
 		}
-		if inc.State == StateClosed || inc.TornDownBy != "" {
-			return inc, nil // already done: teardown is idempotent
+		// Idempotent, except after a failed teardown (its delete failed
+		// maxAttempts times): a person's next teardown tries again.
+		if inc.State == StateClosed || inc.TornDownBy != "" && inc.State != StateFailed {
+			return inc, nil
 		}
 		if own, err := e.Owner(ctx, inc.Validator); err == nil && own.Incident == inc.ID && !own.AtHome() {
 			return Incident{}, refused(RefuseOwner, "standby %s holds the signing right of %s (generation %d): deleting it would leave the validator offline and home gated. Fail back first: failoverd failback %s",
@@ -1142,8 +1159,17 @@ func (e *Engine) Teardown(ctx context.Context, id, by string) (Incident, error) 
 			return Incident{}, refused(RefuseState, "incident %s is %s: keys are moving or moved; only failoverd failback %s ends it", inc.ID, inc.State, inc.ID)
 		}
 		t := e.now().UTC()
-		inc.TornDownBy, inc.KeepWarmUntil = by, &t
-		err = e.transition(ctx, &inc, EventTeardown, fmt.Sprintf("torn down by %s; deleting the standby", by))
+		inc.TornDownBy, inc.KeepWarmUntil, inc.Attempts = by, &t, 0
+		why := fmt.Sprintf("torn down by %s; deleting the standby", by)
+		if inc.State == StateRecovering {
+			// Already on its way out (kept warm after a resolve): the
+			// keep-warm time ends now.
+			inc.Reason = why
+			inc.record(Entry{At: t, Cause: why})
+			err = e.update(ctx, &inc)
+		} else {
+			err = e.transition(ctx, &inc, EventTeardown, why)
+		}
 		if errors.Is(err, ErrConflict) {
 			continue
 		}

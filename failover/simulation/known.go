@@ -7,12 +7,8 @@ package simulation
 // to drop it from this list. The counters "known engine bug hit: NAME" and
 // "seeds meeting known engine bug: NAME" say how often.
 var knownBugs = map[string]string{
-	// TestEngineBugTeardownRecovering.
-	"teardown-recovering": "failoverd teardown of a recovering (kept warm) incident fails with an illegal transition instead of deleting the standby now",
 	// TestEngineBugPageHeldBack.
 	"page-held-back": "when Alertmanager refuses the post of a new state (ready -> failed), the engine keeps the time of the previous state's post and holds the failure page back until RenotifyEvery (20 minutes) after it",
-	// TestEngineBugTeardownTwice.
-	"teardown-twice": "an incident that failed after a teardown (its standby's delete failed maxAttempts times) cannot be torn down again: teardown returns at once because TornDownBy is set, so the incident stays failed and claims its validator for good",
 }
 
 // knownBug reports whether a failure is the known bug name (and counts it).

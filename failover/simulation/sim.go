@@ -44,8 +44,10 @@ type Options struct {
 var Breaks = map[string]string{
 	// The standby agent imports whatever it is sent.
 	"agent-skips-checks": "import",
-	// The store acknowledges an ownership change and never writes it.
-	"store-forgets-owner": "owner",
+	// The store acknowledges an ownership change and never writes it. The
+	// gate then stays shut (the move never lands), so no second signer
+	// starts: the incident is stuck, which the liveness check reports.
+	"store-forgets-owner": "liveness",
 	// The store writes generation 1 over any later one.
 	"store-resets-generation": "owner",
 	// The store drops the reason of a provisioning incident.
