@@ -308,3 +308,48 @@ func TestEngineBugPageHeldBack(t *testing.T) {
 	}
 	bugGone(t, "page-held-back")
 }
+
+// TestBudgetKeepsAStandbyLostWhileWarm: a standby kept warm after a
+// resolve is not looked at (recovering waits for keepWarm), so when the cloud
+// takes it away meanwhile, nothing marks it deleted. The alert fires again,
+// the incident provisions, Ensure makes a new node: the hours of the lost
+// one must stay on the budget (a path of the budget bug the simulation
+// found, after the first fix).
+func TestBudgetKeepsAStandbyLostWhileWarm(t *testing.T) {
+	w := scripted(t, func(c *config.Config) { c.Caps.MonthlyStandbyHours = 3 })
+	v := w.try(func() {
+		inc := w.outageToReady(t, "eth-1")
+		w.passTime(2 * time.Hour) // 2 hours billed
+		w.settle()
+		w.homeOf("eth-1").up = true // back: its alert resolves, the standby is kept warm
+		w.settle()
+		w.passTime(time.Minute)
+		w.settle()
+		if got := w.openOf("eth-1"); got.State != failover.StateRecovering {
+			t.Fatalf("%s is %s, want recovering", got.ID, got.State)
+		}
+		w.cloudNamed(inc.Standby.Provider).preempt(inc.Standby.Name)
+		h := w.homeOf("eth-1")
+		h.up = false // down again: the alert fires, the incident provisions again
+		w.stopHome(h, "its node went down")
+		w.settle()
+		for range 3 {
+			w.passTime(time.Minute)
+			w.settle()
+		}
+		w.passTime(90 * time.Minute) // 3.5 hours billed in all
+		w.settle()
+		h = w.homeOf("eth-2")
+		h.up = false
+		w.stopHome(h, "its node went down")
+		w.settle()
+		w.passTime(time.Minute)
+		w.settle()
+	})
+	if v != nil {
+		t.Fatalf("%s\ntrace:\n%s", v, strings.Join(w.trace, "\n"))
+	}
+	if got := w.openOf("eth-2"); got.State != failover.StateFailed {
+		t.Fatalf("eth-2's incident is %s (%s), want failed: the budget is spent", got.State, got.Reason)
+	}
+}
