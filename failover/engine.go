@@ -104,7 +104,7 @@ type Engine struct {
 	// restart on purpose: the first pass after a restart posts again, in case
 	// Alertmanager lost it too.
 	notifiedMu sync.Mutex
-	notified   map[string]time.Time
+	notified   map[string]notice
 
 	// sites watches the Watchdog heartbeats for whole-site outages (site.go).
 	sites siteWatch
@@ -142,7 +142,7 @@ func New(o Options) (*Engine, error) {
 		km:       newKeeperMetrics(o.Registerer),
 		mm:       newMigrationMetrics(o.Registerer),
 		mig:      o.Migration,
-		notified: map[string]time.Time{}, known: map[string]map[string]AlertRecord{}, holders: map[string]bool{},
+		notified: map[string]notice{}, known: map[string]map[string]AlertRecord{}, holders: map[string]bool{},
 	}, nil
 }
 
@@ -475,7 +475,10 @@ func (e *Engine) step(ctx context.Context, name string) (result, error) {
 		if e.notifier == nil {
 			return result{}, nil
 		}
-		e.renotify(ctx, inc)
+		if !e.renotify(ctx, inc) {
+			// The page did not get through: try again soon, not in 20 minutes.
+			return wait(max(e.cfg.Engine.BackoffBase, time.Second)), nil
+		}
 		return wait(RenotifyEvery), nil
 	default:
 		// A state this build does not know (a newer failoverd wrote it):
@@ -610,33 +613,44 @@ func (e *Engine) trackLocked(inc Incident) {
 	}
 }
 
-func (e *Engine) notify(ctx context.Context, inc Incident) {
+// notice is the last page Alertmanager took for an incident.
+type notice struct {
+	at    time.Time
+	state State
+}
+
+// notify posts the incident's page; it reports whether Alertmanager took it.
+func (e *Engine) notify(ctx context.Context, inc Incident) bool {
 	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := e.notifier.Notify(nctx, inc); err != nil {
 		e.m.Notifications.WithLabelValues("error").Inc()
 		e.log.Warn("could not tell Alertmanager; will try again", "incident", inc.ID, "state", inc.State, "err", err)
-		return
+		return false
 	}
 	e.m.Notifications.WithLabelValues("ok").Inc()
 	e.notifiedMu.Lock()
 	if inc.State == StateReady || inc.State == StateFailed {
-		e.notified[inc.ID] = e.now()
+		e.notified[inc.ID] = notice{at: e.now(), state: inc.State}
 	} else {
 		delete(e.notified, inc.ID)
 	}
 	e.notifiedMu.Unlock()
+	return true
 }
 
 // renotify posts the page of a ready or failed incident again when it is due.
-func (e *Engine) renotify(ctx context.Context, inc Incident) {
+// It reports false when the page is due and Alertmanager did not take it.
+// Only a page of the same state counts as sent: a failure whose post was
+// refused is not held back by the ready page before it.
+func (e *Engine) renotify(ctx context.Context, inc Incident) bool {
 	e.notifiedMu.Lock()
 	last, ok := e.notified[inc.ID]
 	e.notifiedMu.Unlock()
-	if ok && e.now().Sub(last) < RenotifyEvery {
-		return
+	if ok && last.state == inc.State && e.now().Sub(last.at) < RenotifyEvery {
+		return true
 	}
-	e.notify(ctx, inc)
+	return e.notify(ctx, inc)
 }
 
 func (e *Engine) confirm(ctx context.Context, inc *Incident, firing bool) (result, error) {

@@ -6,10 +6,7 @@ package simulation
 // the bug is there) that fails once more when the bug is gone, as a reminder
 // to drop it from this list. The counters "known engine bug hit: NAME" and
 // "seeds meeting known engine bug: NAME" say how often.
-var knownBugs = map[string]string{
-	// TestEngineBugPageHeldBack.
-	"page-held-back": "when Alertmanager refuses the post of a new state (ready -> failed), the engine keeps the time of the previous state's post and holds the failure page back until RenotifyEvery (20 minutes) after it",
-}
+var knownBugs = map[string]string{}
 
 // knownBug reports whether a failure is the known bug name (and counts it).
 func (w *world) knownBug(name string, matches bool) bool {
