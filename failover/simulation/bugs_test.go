@@ -353,3 +353,44 @@ func TestBudgetKeepsAStandbyLostWhileWarm(t *testing.T) {
 		t.Fatalf("eth-2's incident is %s (%s), want failed: the budget is spent", got.State, got.Reason)
 	}
 }
+
+// TestEngineBugBudgetUnreadStandbyLost: failoverd asks for a standby and the
+// answer is lost (the node exists, failoverd never read its creation time);
+// failoverd is down for hours while the node bills; the cloud takes the node
+// away; failoverd comes back and creates it again. The record now carries
+// the new creation time, and the hours of the first node leave the budget.
+func TestEngineBugBudgetUnreadStandbyLost(t *testing.T) {
+	w := scripted(t, func(c *config.Config) { c.Caps.MonthlyStandbyHours = 3 })
+	v := w.try(func() {
+		h := w.homeOf("eth-1")
+		h.up = false
+		w.stopHome(h, "its node went down")
+		w.settle()
+		gcp := w.cloudNamed("gcp")
+		gcp.loseEnsureAnswers = 1
+		w.reconcile("eth-1") // the node is made, the answer lost
+		w.afterStep()
+		if len(gcp.instances()) != 1 {
+			t.Fatalf("want the lost answer's node in the cloud, have %d", len(gcp.instances()))
+		}
+		w.proc.die("between steps") // failoverd is down...
+		w.eng = nil
+		w.passTime(4 * time.Hour) // ...for 4 billed hours
+		gcp.preempt(cloudName("eth-1-1"))
+		w.startProcess()
+		w.passTime(time.Second) // a resync: the node is made again
+		w.settle()
+		h = w.homeOf("eth-2")
+		h.up = false
+		w.stopHome(h, "its node went down")
+		w.settle()
+		w.passTime(time.Minute)
+		w.settle()
+	})
+	if v != nil {
+		bugPresent(t, "budget-unread-standby-lost", v, w)
+	}
+	bugGone(t, "budget-unread-standby-lost")
+}
+
+func cloudName(incident string) string { return "fo-" + incident }

@@ -27,8 +27,9 @@ type simCloud struct {
 	degraded map[string]time.Time
 	// ledger is every instance this cloud ever ran, for the bill.
 	ledger []*incarnation
-	// failDeletes: that many next deletes fail (the scenario tests).
-	failDeletes int
+	// failDeletes: that many next deletes fail; loseEnsureAnswers: that
+	// many next creates take effect and lose their answer (the scenario tests).
+	failDeletes, loseEnsureAnswers int
 }
 
 // incarnation is one VM's life: a standby deleted and created again under the
@@ -124,6 +125,10 @@ func (c *simCloud) Ensure(ctx context.Context, spec cloud.StandbySpec) (cloud.St
 	}
 	_, existed := c.exists(spec.Name)
 	before, after := c.fault(sim.OpEnsure, spec.Zone, !existed)
+	if c.loseEnsureAnswers > 0 {
+		c.loseEnsureAnswers--
+		after = &cloud.Error{Provider: c.name, Op: sim.OpEnsure, Kind: cloud.ErrTransient, Err: errors.New("injected by the scenario")}
+	}
 	if before != nil {
 		return cloud.Standby{}, before
 	}
