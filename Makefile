@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 DATA_DIR ?= ./data
 FUZZTIME ?= 30s
 
-.PHONY: all build run demo test test-unit lint bench fuzz tools rules clean
+.PHONY: all build run demo test test-unit lint bench fuzz sim soak tools rules clean
 
 all: build
 
@@ -52,13 +52,25 @@ lint:
 bench:
 	bench/run.sh
 
-## fuzz: every fuzz target for FUZZTIME each (default 30s)
+## sim: the deterministic fault simulation over SEEDS seeds (default 2000; make test runs 300)
+SEEDS ?= 2000
+sim:
+	FAILOVERD_SIM_SEEDS=$(SEEDS) $(GO) test -count=1 -timeout 60m -run 'TestSimulation$$' -v ./failover/simulation/ | tail -n 40
+
+## soak: new simulation seeds on every core for DURATION (default 30m)
+DURATION ?= 30m
+soak:
+	FAILOVERD_SIM_DURATION=$(DURATION) $(GO) test -count=1 -timeout 24h -run 'TestSimulation$$' -v ./failover/simulation/ | tail -n 40
+
+## fuzz: every fuzz target in the repository (found by name) for FUZZTIME each (default 30s)
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./failover/alertmanager/
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./failover/config/
-	$(GO) test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZTIME) ./failover/httpapi/
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./failover/interchange/
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./failover/keystore/
+	@set -e; for file in $$(grep -rl --include='*_test.go' '^func Fuzz' failover cloud cmd | sort); do \
+		pkg=./$$(dirname $$file); \
+		for target in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$file | cut -d' ' -f2); do \
+			echo "== $$pkg $$target ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 100x $$pkg; \
+		done; \
+	done
 
 ## rules: copy alerts/*.rules.yaml into the chart and refresh its golden files
 rules: tools
