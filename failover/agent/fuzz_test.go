@@ -353,6 +353,8 @@ func FuzzAgentEndpoints(f *testing.F) {
 		f.Add(uint8(2), tlsMode, "application/json", fx.chainBody)
 	}
 	f.Add(uint8(2), uint8(1), "", fx.chainTwoKeyBody)
+	// Berachain's key files sent to an Ethereum agent.
+	f.Add(uint8(0), uint8(0), "application/json", bytes.Replace(fx.validBody, []byte(`{"approval"`), []byte(`{"priv_validator_key":"{}","approval"`), 1))
 	f.Add(uint8(3), uint8(1), "", []byte{})
 	f.Add(uint8(4), uint8(1), "text/plain", []byte("stop"))
 	for _, s := range []string{``, `null`, `{}`, `[]`, `{"grant":{"payload":"!!"}}`, `{"pubkeys":[],"epochs":-1}`,
