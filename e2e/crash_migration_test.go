@@ -390,7 +390,9 @@ func (r *cmRig) crashAtIntent(point string, extra ...string) (*cmCLI, failover.M
 	if inc.State != failover.StateMigrating || len(inc.Migrations) != 1 || !ok {
 		t.Fatalf("%s: %s with %d migrations", point, inc.State, len(inc.Migrations))
 	}
-	r.expectOwner(r.check(point+" intent recorded, swap not done"), failover.OwnerHome, 0)
+	// The record still says home, but the gate says nobody: home was
+	// fenced for this move and must not start again in this window.
+	r.expectOwner(r.check(point+" intent recorded, swap not done"), failover.OwnerNobody, 0)
 	r.kill(point)
 	r.am.hold.open()
 	r.d.env = normal
