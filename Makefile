@@ -55,12 +55,12 @@ bench:
 ## sim: the deterministic fault simulation over SEEDS seeds (default 2000; make test runs 300)
 SEEDS ?= 2000
 sim:
-	FAILOVERD_SIM_SEEDS=$(SEEDS) $(GO) test -count=1 -timeout 60m -run 'TestSimulation$$' -v ./failover/simulation/ | tail -n 40
+	FAILOVERD_SIM_SEEDS=$(SEEDS) $(GO) test -count=1 -timeout 60m -run 'TestSimulation$$' -v ./failover/simulation/
 
 ## soak: new simulation seeds on every core for DURATION (default 30m)
 DURATION ?= 30m
 soak:
-	FAILOVERD_SIM_DURATION=$(DURATION) $(GO) test -count=1 -timeout 24h -run 'TestSimulation$$' -v ./failover/simulation/ | tail -n 40
+	FAILOVERD_SIM_DURATION=$(DURATION) $(GO) test -count=1 -timeout 24h -run 'TestSimulation$$' -v ./failover/simulation/
 
 ## fuzz: every fuzz target in the repository (found by name) for FUZZTIME each (default 30s)
 fuzz:

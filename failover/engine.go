@@ -956,16 +956,31 @@ func (e *Engine) nextZone(ctx context.Context, inc *Incident, slots []slot, at s
 // different creation time is another node (the old one was lost and made
 // again under the same name): the old one's hours stay in the budget, up to
 // when the new one was created.
+//
+// A node whose creation was never read (its answer lost) and that appears
+// long after it was requested may be the second of two: the first was made,
+// lost while failoverd was down, and made again. The time from the request
+// to the creation read now is billed too; for a node that was merely slow
+// to appear that over-counts a little, which a budget can afford.
 func adoptStandby(inc *Incident, sb cloud.Standby) {
-	if old := inc.Standby; old != nil && old.CreatedAt != nil && !sb.CreatedAt.IsZero() && !sb.CreatedAt.Equal(*old.CreatedAt) {
+	old := inc.Standby
+	switch {
+	case old == nil || sb.CreatedAt.IsZero():
+	case old.CreatedAt != nil && !sb.CreatedAt.Equal(*old.CreatedAt):
 		end := sb.CreatedAt.UTC()
 		if old.DeletedAt != nil && old.DeletedAt.Before(end) {
 			end = *old.DeletedAt
 		}
 		inc.PastStandbys = append(inc.PastStandbys, Span{From: *old.CreatedAt, To: end})
+	case old.CreatedAt == nil && old.RequestedAt != nil && sb.CreatedAt.Sub(*old.RequestedAt) > unreadCreateSlack:
+		inc.PastStandbys = append(inc.PastStandbys, Span{From: *old.RequestedAt, To: sb.CreatedAt.UTC()})
 	}
 	inc.Standby = standbyFrom(sb, inc.Standby)
 }
+
+// unreadCreateSlack is how long after its request a node may appear and
+// still be taken for the one requested (clouds answer within seconds).
+const unreadCreateSlack = 5 * time.Minute
 
 func standbyFrom(sb cloud.Standby, old *Standby) *Standby {
 	s := &Standby{Provider: sb.Provider, Name: sb.Name, Zone: sb.Zone, State: sb.State}

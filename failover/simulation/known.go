@@ -6,10 +6,7 @@ package simulation
 // the bug is there) that fails once more when the bug is gone, as a reminder
 // to drop it from this list. The counters "known engine bug hit: NAME" and
 // "seeds meeting known engine bug: NAME" say how often.
-var knownBugs = map[string]string{
-	// TestEngineBugBudgetUnreadStandbyLost.
-	"budget-unread-standby-lost": "a standby whose create answer was lost (no creation time read), and that the cloud then takes away before failoverd reads it, leaves the budget when the next create's creation time replaces the record: its hours since the request are not counted",
-}
+var knownBugs = map[string]string{}
 
 // knownBug reports whether a failure is the known bug name (and counts it).
 func (w *world) knownBug(name string, matches bool) bool {
