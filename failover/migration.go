@@ -1016,7 +1016,14 @@ func (e *Engine) failingBack(ctx context.Context, inc *Incident) (result, error)
 			if err != nil {
 				return result{}, err
 			}
-			cctx, cancel := context.WithTimeout(ctx, e.cfg.Engine.CallTimeout)
+			timeout := e.cfg.Engine.CallTimeout
+			if inc.Chain == config.ChainBerachain {
+				// The standby's host stops beacond to take the key out:
+				// minutes, not seconds. A shorter wait would spend the
+				// attempts while the removal is still under way.
+				timeout = max(timeout, cometFenceTimeout)
+			}
+			cctx, cancel := context.WithTimeout(ctx, timeout)
 			rep, err := e.mig.Keys.Fence(cctx, sb, g)
 			cancel()
 			if err != nil {
@@ -1031,6 +1038,9 @@ func (e *Engine) failingBack(ctx context.Context, inc *Incident) (result, error)
 			}
 			m.KeyStatuses, m.SlashingProtection, m.PrivValidatorState = rep.KeyStatuses, rep.SlashingProtection, rep.PrivValidatorState
 			m.Fencing = "standby Keymanager API: every key deleted or not_active"
+			if inc.Chain == config.ChainBerachain {
+				m.Fencing = "standby beacond: the key removed by its host"
+			}
 			inc.Migrations[len(inc.Migrations)-1] = m
 			inc.Attempts = 0
 			inc.record(Entry{At: e.now().UTC(), Cause: "standby " + sb.Name + " fenced: every key deleted; waiting for chain silence"})

@@ -17,6 +17,10 @@ type CometBFTChainer interface {
 	CometBFTChain(ctx context.Context, sb cloud.Standby, pubkeys []string, blocks int) (cometbft.Report, error)
 }
 
+// cometFenceTimeout bounds failoverd's wait for a Berachain standby to take
+// its key out (the agent's host timeout, 4 minutes, and its own checks).
+const cometFenceTimeout = 6 * time.Minute
+
 // cometChainIDs are the consensus chain IDs of the Berachain networks
 // failoverd knows; every node asked must report the validator's.
 var cometChainIDs = map[string]string{

@@ -67,6 +67,7 @@ const (
 	hostRefuse     = "refuse"      // refuses the install, touches nothing
 	hostFail       = "fail"        // fails mid-install: marker written, beacond stopped
 	hostDeaf       = "deaf"        // never runs (the path unit is broken)
+	hostDeafRemove = "deaf-remove" // takes keys in, but does not answer a removal yet
 	hostFailRemove = "fail-remove" // a removal fails
 )
 
@@ -188,6 +189,9 @@ func (h *fakeHost) step() {
 	homeKey, homeState := filepath.Join(h.home, "config", agent.CometBFTKeyFile), filepath.Join(h.home, "data", agent.CometBFTStateFile)
 	if exists(h.path(agent.CometBFTRemoveRequested)) {
 		gen, _ := readTrim(h.path(agent.CometBFTRemoveRequested))
+		if h.mode == hostDeafRemove {
+			return
+		}
 		if h.mode == hostFailRemove {
 			h.forget()
 			h.answer("failed " + gen + ": step at line 42; beacond left stopped (journalctl -u failoverd-cometbft-key)")
@@ -1135,5 +1139,36 @@ func TestCometBFTCanary(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// failoverd's fence (Client.Fence) waits as long as its caller allows, not
+// only the client's own timeout: a Berachain removal stops beacond first.
+func TestFenceWaitsForTheCallersDeadline(t *testing.T) {
+	f := newBeraFixture(t)
+	if reply, err := agent.ImportKeys(context.Background(), f.endpoint(), f.request(1, "")); err != nil || reply.Phase != failover.SignerImported {
+		t.Fatalf("install: %+v %v", reply, err)
+	}
+	f.host.setMode(hostDeafRemove)
+	c := f.client()
+	c.Timeout = time.Second
+	start := time.Now()
+	if _, err := c.Fence(context.Background(), f.standby(), f.failbackGrant(2)); err == nil {
+		t.Fatal("the fence answered although the host had not removed the key")
+	}
+	time.AfterFunc(2*time.Second, func() { f.host.setMode(hostNormal) })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rep, err := c.Fence(ctx, f.standby(), f.failbackGrant(2))
+	if err != nil {
+		t.Fatalf("fence within the caller's 30 s: %v", err)
+	}
+	if d := time.Since(start); d < 2*time.Second {
+		t.Fatalf("answered after %s, before the host removed the key", d)
+	}
+	for pk, s := range rep.KeyStatuses {
+		if s != "deleted" && s != "not_active" {
+			t.Fatalf("%s: %s", pk, s)
+		}
 	}
 }

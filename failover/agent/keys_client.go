@@ -38,9 +38,15 @@ func (c *Client) Signer(ctx context.Context, s cloud.Standby) (failover.SignerSt
 
 // Fence implements failover.StandbyKeys: the agent deletes the keys from
 // its validator client (failback).
+// The caller's deadline, when longer than the client's timeout, is the
+// limit: a Berachain removal waits for the host to stop beacond.
 func (c *Client) Fence(ctx context.Context, s cloud.Standby, g grant.Signed) (failover.FenceReport, error) {
 	var rep failover.FenceReport
-	err := c.post(ctx, s, "/v1/keys/fence", FenceRequest{Grant: g}, &rep)
+	timeout := c.Timeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) > timeout {
+		timeout = time.Until(dl)
+	}
+	err := c.postWithin(ctx, s, "/v1/keys/fence", FenceRequest{Grant: g}, &rep, timeout)
 	return rep, err
 }
 
