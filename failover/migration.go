@@ -710,7 +710,7 @@ func (e *Engine) migratePreconditions(ctx context.Context, inc Incident, m *Migr
 	if err := e.homeFenced(ctx, inc, m, f, approvers); err != nil {
 		return beacon.Report{}, err
 	}
-	return e.chainSilent(ctx, inc, sb, m)
+	return e.chainSilent(ctx, inc, &sb, m)
 }
 
 func (e *Engine) homeFenced(ctx context.Context, inc Incident, m *Migration, f Fencing, approvers []string) error {
@@ -764,19 +764,27 @@ func lookupKey(m map[string]string, pk string) (string, bool) {
 
 // chainSilent asks the standby's beacon node and every further configured
 // one; all must agree on the network and show the keys silent.
-func (e *Engine) chainSilent(ctx context.Context, inc Incident, sb cloud.Standby, m *Migration) (beacon.Report, error) {
+//
+// sb is nil when the standby is gone from the cloud (a failback of a lost
+// signing standby): the other beacon nodes must then prove it.
+func (e *Engine) chainSilent(ctx context.Context, inc Incident, sb *cloud.Standby, m *Migration) (beacon.Report, error) {
 	if inc.Chain == config.ChainBerachain {
 		return beacon.Report{}, e.cometSilent(ctx, inc, sb, m)
 	}
 	need := max(e.mig.SilentEpochs, beacon.MinSilentEpochs)
 	cctx, cancel := context.WithTimeout(ctx, e.cfg.Engine.CallTimeout)
 	defer cancel()
-	first, err := e.mig.Keys.Chain(cctx, sb, m.Pubkeys, need)
-	if err != nil {
-		return beacon.Report{}, refused(RefuseUnverified, "cannot ask the standby's beacon node: %v", err)
+	var reports []beacon.Report
+	if sb != nil {
+		first, err := e.mig.Keys.Chain(cctx, *sb, m.Pubkeys, need)
+		if err != nil {
+			return beacon.Report{}, refused(RefuseUnverified, "cannot ask the standby's beacon node: %v", err)
+		}
+		first.Source = "standby " + sb.Name
+		reports = append(reports, first)
+	} else if len(e.mig.Beacons) == 0 {
+		return beacon.Report{}, refused(RefuseUnverified, "the standby is gone and no other beacon node is configured (approval.beaconNodes): failoverd cannot prove the chain silent; add one")
 	}
-	first.Source = "standby " + sb.Name
-	reports := []beacon.Report{first}
 	for _, b := range e.mig.Beacons {
 		r, err := beacon.Check(cctx, b, m.Pubkeys, need, e.now())
 		if err != nil {
@@ -800,6 +808,7 @@ func (e *Engine) chainSilent(ctx context.Context, inc Incident, sb cloud.Standby
 				r.Source, r.NotSilent, need, time.Duration(need)*12*32*time.Second)
 		}
 	}
+	first := reports[0]
 	m.Silence = fmt.Sprintf("not live in epochs %v (%d beacon nodes)", first.SilentEpochs, len(reports))
 	m.Chain = &ChainPoint{GenesisValidatorsRoot: first.GenesisValidatorsRoot, Epoch: first.Epoch, Slot: first.Slot}
 	return first, nil
@@ -1008,8 +1017,26 @@ func (e *Engine) failingBack(ctx context.Context, inc *Incident) (result, error)
 	}
 	if own.Generation < m.Generation {
 		sb, err := e.liveStandby(ctx, *inc)
-		if err != nil {
+		// A standby the cloud no longer has was deleted with the boot disk
+		// that held the keys (a spot preemption, a person in the console):
+		// it cannot sign. Its chain silence is then proven by the other
+		// nodes only.
+		gone := errors.Is(err, cloud.ErrNotFound) || inc.Standby != nil && inc.Standby.State == cloud.StateDeleted
+		if err != nil && !gone {
 			return e.failedAttempt(ctx, inc, "reading the standby to fence it", err)
+		}
+		if gone && m.KeyStatuses == nil {
+			m.KeyStatuses = map[string]string{}
+			for _, pk := range m.Pubkeys {
+				m.KeyStatuses[pk] = "not_found"
+			}
+			m.Fencing = "standby gone from the cloud (deleted, with the boot disk that held the keys)"
+			inc.Migrations[len(inc.Migrations)-1] = m
+			inc.Attempts = 0
+			inc.record(Entry{At: e.now().UTC(), Cause: "standby " + inc.Standby.Name + " is gone from the cloud: nothing left to fence; waiting for chain silence on the other beacon nodes"})
+			if err := e.update(ctx, inc); err != nil {
+				return result{}, err
+			}
 		}
 		if m.KeyStatuses == nil {
 			g, err := e.grantFor(*inc, m)
@@ -1048,7 +1075,11 @@ func (e *Engine) failingBack(ctx context.Context, inc *Incident) (result, error)
 				return result{}, err
 			}
 		}
-		_, err = e.chainSilent(ctx, *inc, sb, &m)
+		var at *cloud.Standby
+		if !gone {
+			at = &sb
+		}
+		_, err = e.chainSilent(ctx, *inc, at, &m)
 		if err != nil {
 			if isRefused(err) {
 				reason := "failing back: waiting for chain silence before home may sign: " + err.Error()

@@ -32,7 +32,7 @@ var cometChainIDs = map[string]string{
 // its address signed none of the last blocks (cometbft.DefaultBlocks,
 // about 5 minutes), on the standby's node and on every
 // approval.cometbftNodes entry, all on the validator's network.
-func (e *Engine) cometSilent(ctx context.Context, inc Incident, sb cloud.Standby, m *Migration) error {
+func (e *Engine) cometSilent(ctx context.Context, inc Incident, sb *cloud.Standby, m *Migration) error {
 	cc, ok := e.mig.Keys.(CometBFTChainer)
 	if !ok {
 		return refused(RefuseConfig, "this failoverd's standby agent client cannot check CometBFT commit signatures: Berachain keys cannot move")
@@ -43,12 +43,17 @@ func (e *Engine) cometSilent(ctx context.Context, inc Incident, sb cloud.Standby
 	blocks := max(e.mig.SilentBlocks, cometbft.DefaultBlocks)
 	cctx, cancel := context.WithTimeout(ctx, e.cfg.Engine.CallTimeout)
 	defer cancel()
-	first, err := cc.CometBFTChain(cctx, sb, m.Pubkeys, blocks)
-	if err != nil {
-		return refused(RefuseUnverified, "cannot ask the standby's beacond: %v", err)
+	var reports []cometbft.Report
+	if sb != nil {
+		first, err := cc.CometBFTChain(cctx, *sb, m.Pubkeys, blocks)
+		if err != nil {
+			return refused(RefuseUnverified, "cannot ask the standby's beacond: %v", err)
+		}
+		first.Source = "standby " + sb.Name
+		reports = append(reports, first)
+	} else if len(e.mig.CometNodes) == 0 {
+		return refused(RefuseUnverified, "the standby is gone and no other CometBFT node is configured (approval.cometbftNodes): failoverd cannot prove the chain silent; add one")
 	}
-	first.Source = "standby " + sb.Name
-	reports := []cometbft.Report{first}
 	for _, n := range e.mig.CometNodes {
 		r, err := cometbft.Check(cctx, n, cometbft.Identity{Pubkey: m.Pubkeys[0]}, blocks, e.now())
 		if err != nil {
@@ -72,6 +77,7 @@ func (e *Engine) cometSilent(ctx context.Context, inc Incident, sb cloud.Standby
 				r.Source, r.NotSilent, blocks, time.Duration(blocks)*2*time.Second)
 		}
 	}
+	first := reports[0]
 	m.Silence = fmt.Sprintf("no commit signature in heights %d-%d (%d nodes)", first.CheckedFrom, first.CheckedTo, len(reports))
 	m.Chain = &ChainPoint{ChainID: first.Network, Height: first.Height}
 	return nil

@@ -2593,3 +2593,65 @@ func TestBerachainMigration(t *testing.T) {
 		m.wantRefused(inc, reply, err, "not-configured", "cannot check CometBFT commit signatures")
 	})
 }
+
+// A signing standby the cloud lost (a spot preemption, a person in the
+// console) cannot be fenced through its agent: it was deleted with the boot
+// disk that held the keys. Its failback is proven by the other beacon nodes
+// alone, and refused without one.
+func TestFailbackOfALostStandby(t *testing.T) {
+	for _, withNode := range []bool{true, false} {
+		t.Run(fmt.Sprintf("another beacon node %v", withNode), func(t *testing.T) {
+			bn := beacontest.New(t)
+			bn.SetGenesis(beacontest.MainnetGenesisTime, hoodiRoot, "0x10000910")
+			bn.AddValidator(beacontest.Validator{Index: 1, Pubkey: pk1})
+			bn.AddValidator(beacontest.Validator{Index: 2, Pubkey: pk2})
+			c, err := beacon.New(bn.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m *migEnv
+			m = newMigEnv(t, func(o *failover.MigrationOptions) { o.Beacons = []*beacon.Client{c} })
+			epoch := func() uint64 { return uint64(m.clk.Now().Unix()-beacontest.MainnetGenesisTime) / (32 * 12) }
+			bn.SetCurrentEpoch(epoch())
+			inc, _ := m.toMigrated("eth-1")
+			sb := inc.Standby.Name
+			if err := m.cloud.Delete(m.ctx, sb); err != nil {
+				t.Fatal(err)
+			}
+			m.reconcile("eth-1")
+			failed := m.wantState(inc.ID, failover.StateFailed)
+			if !strings.Contains(failed.Reason, "gone from the cloud") {
+				t.Fatalf("reason %q", failed.Reason)
+			}
+			if !withNode {
+				// The approval is taken, but nothing proves silence.
+				m.opts.Beacons = nil
+				m.restart()
+			}
+			if _, err := m.eng.Approve(m.ctx, m.failbackReq(failed)); err != nil {
+				t.Fatalf("failback refused: %v", err)
+			}
+			m.clk.Advance(time.Minute)
+			bn.SetCurrentEpoch(epoch())
+			for range 3 {
+				m.reconcile("eth-1")
+			}
+			got := m.incident(inc.ID)
+			if !withNode {
+				m.wantOwner("eth-1", sb, 1)
+				if got.State != failover.StateFailingBack || !strings.Contains(got.Reason, "no other beacon node is configured") {
+					t.Fatalf("%s: %s", got.State, got.Reason)
+				}
+				return
+			}
+			m.wantOwner("eth-1", failover.OwnerHome, 2)
+			mv, _ := got.CurrentMigration()
+			if got.State != failover.StateClosed || !strings.Contains(mv.Fencing, "gone from the cloud") || mv.Chain == nil || !strings.Contains(mv.Silence, "1 beacon nodes") {
+				t.Fatalf("%s (%s): fencing %q, silence %q", got.State, got.Reason, mv.Fencing, mv.Silence)
+			}
+			if _, fences := m.keys.counts(); fences != 0 {
+				t.Fatalf("%d fences sent to a standby that is gone", fences)
+			}
+		})
+	}
+}

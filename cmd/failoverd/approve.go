@@ -828,10 +828,17 @@ func waitState(ctx context.Context, e *env, c *httpapi.Client, f *moveFlags, id 
 // with a watermark where the chain clock stood when the standby was proven
 // silent: whatever the standby's database missed (a signature in flight as
 // it stopped), home signs nothing at or below that point.
+//
+// A standby lost by the cloud returned nothing: the watermark alone then
+// stands for everything it may have signed.
 func homeProtection(m failover.Migration) ([]byte, error) {
-	sp, err := interchange.Parse([]byte(m.SlashingProtection))
-	if err != nil {
-		return nil, fmt.Errorf("the standby's slashing protection: %w", err)
+	var parts []*interchange.Interchange
+	if m.SlashingProtection != "" {
+		sp, err := interchange.Parse([]byte(m.SlashingProtection))
+		if err != nil {
+			return nil, fmt.Errorf("the standby's slashing protection: %w", err)
+		}
+		parts = append(parts, sp)
 	}
 	if m.Chain == nil {
 		return nil, errors.New("failoverd recorded no chain position for this failback: import the standby's slashing protection at home by hand (runbooks/failback.md)")
@@ -841,7 +848,7 @@ func homeProtection(m failover.Migration) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	merged, err := interchange.Merge(root, sp, wm)
+	merged, err := interchange.Merge(root, append(parts, wm)...)
 	if err != nil {
 		return nil, fmt.Errorf("merge the standby's slashing protection: %w", err)
 	}
@@ -895,9 +902,6 @@ func finishFailback(ctx context.Context, e *env, c *httpapi.Client, f *moveFlags
 	m, _ := inc.CurrentMigration()
 	if inc.Chain == config.ChainBerachain {
 		return homeSigningState(e, f, id, m)
-	}
-	if m.SlashingProtection == "" {
-		return errors.New("the standby returned no slashing protection: import none at home before checking the standby's validator client by hand")
 	}
 	sp, err := homeProtection(m)
 	if err != nil {

@@ -83,6 +83,15 @@ func TestHomeProtection(t *testing.T) {
 	if got, err = interchange.Parse(out); err != nil || got.Highest()[pk].Slot < 100 {
 		t.Fatalf("the standby's own history was lost: %v %+v", err, got)
 	}
+	// The standby was lost by the cloud and returned nothing: the watermark
+	// alone.
+	lost := failover.Migration{Pubkeys: []string{pk}, Chain: m.Chain}
+	if out, err = homeProtection(lost); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = interchange.Parse(out); err != nil || got.Highest()[pk].Slot < 1610 || got.Highest()[pk].Target < 50 {
+		t.Fatalf("watermark only: %v %+v", err, got)
+	}
 	for name, bad := range map[string]failover.Migration{
 		"no chain point":     {Pubkeys: m.Pubkeys, SlashingProtection: m.SlashingProtection},
 		"not an interchange": {Pubkeys: m.Pubkeys, SlashingProtection: "{", Chain: m.Chain},
