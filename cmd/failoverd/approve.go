@@ -371,8 +371,9 @@ func deliverPrivval(ctx context.Context, e *env, c *httpapi.Client, f *moveFlags
 	}
 	ir := agent.ImportRequest{Approval: req.Approval, Signatures: req.Signatures, Grant: reply.Grant,
 		PrivValidatorKey: string(ks.privRaw), PrivValidatorState: string(stateJSON)}
+	// ks.clear (deferred by the caller) wipes the key file's bytes; the
+	// string copy in ir cannot be wiped.
 	res, err := agent.ImportKeys(ctx, reply.Agent, ir)
-	clear([]byte(ir.PrivValidatorKey))
 	if err != nil {
 		return fmt.Errorf("the standby refused the key: %w (failoverd will stop the incident; see runbooks/approve-migration.md)", err)
 	}
@@ -393,7 +394,8 @@ func (e *notRecordedError) Error() string { return e.msg }
 // recoverReply rebuilds failoverd's answer to an approval whose reply was
 // lost, from the incident's record: the move is ours when its current
 // migration carries our nonce. It waits (up to --wait; a minute for 0)
-// for failoverd to come back; any error it returns is not an answer.
+// for failoverd to come back. A *notRecordedError is what the record says;
+// any other error means failoverd did not answer.
 func recoverReply(ctx context.Context, e *env, c *httpapi.Client, f *moveFlags, id, action, nonce string) (failover.ApprovalReply, error) {
 	patience := f.wait
 	if patience <= 0 {
