@@ -846,8 +846,11 @@ func (e *Engine) admitLocked(ctx context.Context, inc *Incident, name string, sl
 	at := slots[inc.ZoneIndex%len(slots)]
 	inc.Intent = &Intent{Action: "ensure-standby", Target: at.provider.Name() + "/" + name, At: t}
 	if inc.Standby == nil || inc.Standby.State == cloud.StateDeleted {
-		if span, ok := billedSpan(inc.Standby); ok {
-			inc.PastStandbys = append(inc.PastStandbys, span)
+		// A deleted standby's span is closed; it stays in the budget.
+		if old := inc.Standby; old != nil && old.DeletedAt != nil {
+			if span, ok := billedSpan(old, t); ok {
+				inc.PastStandbys = append(inc.PastStandbys, span)
+			}
 		}
 		inc.Standby = &Standby{Name: name, State: "requested"}
 	}
@@ -1271,30 +1274,18 @@ func StandbyHours(incs []Incident, t time.Time) float64 {
 		for _, s := range inc.PastStandbys {
 			add(s)
 		}
-		s := inc.Standby
-		if s == nil {
-			continue
+		if span, ok := billedSpan(inc.Standby, t); ok {
+			add(span)
 		}
-		from := s.CreatedAt
-		if from == nil {
-			// Never read back (its answer was lost): bill from the request.
-			from = s.RequestedAt
-		}
-		if from == nil {
-			continue
-		}
-		to := t
-		if s.DeletedAt != nil {
-			to = *s.DeletedAt
-		}
-		add(Span{From: *from, To: to})
 	}
 	return total.Hours()
 }
 
-// billedSpan is the time a deleted standby was billed, if known.
-func billedSpan(s *Standby) (Span, bool) {
-	if s == nil || s.DeletedAt == nil {
+// billedSpan is the time a standby is billed for, up to now while it
+// exists; from its creation, or from its request when the creation was
+// never read (its answer lost).
+func billedSpan(s *Standby, now time.Time) (Span, bool) {
+	if s == nil {
 		return Span{}, false
 	}
 	from := s.CreatedAt
@@ -1304,5 +1295,9 @@ func billedSpan(s *Standby) (Span, bool) {
 	if from == nil {
 		return Span{}, false
 	}
-	return Span{From: *from, To: *s.DeletedAt}, true
+	to := now
+	if s.DeletedAt != nil {
+		to = *s.DeletedAt
+	}
+	return Span{From: *from, To: to}, true
 }

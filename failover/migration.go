@@ -382,29 +382,10 @@ func (e *Engine) checkKeys(ctx context.Context, validator string, pubkeys []stri
 	if len(vc.Pubkeys) == 0 {
 		return refused(RefuseConfig, "validator %s declares no keys (fleet[].pubkeys): failoverd cannot tell which keys are its, so none move; add them to the config and restart", validator)
 	}
-	want, got := normKeys(vc.Pubkeys), normKeys(pubkeys)
-	var missing, extra []string
-	for k := range want {
-		if !got[k] {
-			missing = append(missing, k)
-		}
-	}
-	for k := range got {
-		if !want[k] {
-			extra = append(extra, k)
-		}
-	}
-	if len(missing)+len(extra) > 0 {
-		slices.Sort(missing)
-		slices.Sort(extra)
-		msg := fmt.Sprintf("the approval's keys are not validator %s's %d declared keys (fleet[].pubkeys)", validator, len(want))
-		if len(extra) > 0 {
-			msg += fmt.Sprintf("; not this validator's: %s", strings.Join(extra, ", "))
-		}
-		if len(missing) > 0 {
-			msg += fmt.Sprintf("; missing: %s", strings.Join(missing, ", "))
-		}
-		return refused(RefuseKeys, "%s. Approve with exactly the validator's keystores", msg)
+	want := normKeys(vc.Pubkeys)
+	if diff := KeyMismatch(vc.Pubkeys, pubkeys); diff != "" {
+		return refused(RefuseKeys, "the approval's keys are not validator %s's %d declared keys (fleet[].pubkeys)%s. Approve with exactly the validator's keystores",
+			validator, len(want), diff)
 	}
 	vals, err := e.store.ListValidators(ctx)
 	if err != nil {
@@ -436,6 +417,35 @@ func (e *Engine) checkKeys(ctx context.Context, validator string, pubkeys []stri
 		}
 	}
 	return nil
+}
+
+// KeyMismatch says how got differs from the declared keys, as
+// "; not this validator's: …; missing: …" (lower-case, sorted), or "" when
+// they are the same set. failoverd refuses an approval on it, and the CLI
+// says it before anyone signs.
+func KeyMismatch(declared, got []string) string {
+	want, have := normKeys(declared), normKeys(got)
+	var missing, extra []string
+	for k := range want {
+		if !have[k] {
+			missing = append(missing, k)
+		}
+	}
+	for k := range have {
+		if !want[k] {
+			extra = append(extra, k)
+		}
+	}
+	slices.Sort(missing)
+	slices.Sort(extra)
+	msg := ""
+	if len(extra) > 0 {
+		msg += "; not this validator's: " + strings.Join(extra, ", ")
+	}
+	if len(missing) > 0 {
+		msg += "; missing: " + strings.Join(missing, ", ")
+	}
+	return msg
 }
 
 func normKeys(keys []string) map[string]bool {

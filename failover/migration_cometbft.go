@@ -7,6 +7,7 @@ import (
 
 	"github.com/failoverd/failoverd/cloud"
 	"github.com/failoverd/failoverd/failover/cometbft"
+	"github.com/failoverd/failoverd/failover/config"
 )
 
 // CometBFTChainer asks a standby's CometBFT node (beacond) through its agent
@@ -20,13 +21,6 @@ type CometBFTChainer interface {
 // cometFenceTimeout bounds failoverd's wait for a Berachain standby to take
 // its key out (the agent's host timeout, 4 minutes, and its own checks).
 const cometFenceTimeout = 6 * time.Minute
-
-// cometChainIDs are the consensus chain IDs of the Berachain networks
-// failoverd knows; every node asked must report the validator's.
-var cometChainIDs = map[string]string{
-	"mainnet": "mainnet-beacon-80094",
-	"bepolia": "bepolia-beacon-80069",
-}
 
 // cometSilent is chain silence on Berachain: the validator is in the set and
 // its address signed none of the last blocks (cometbft.DefaultBlocks,
@@ -61,7 +55,8 @@ func (e *Engine) cometSilent(ctx context.Context, inc Incident, sb *cloud.Standb
 		}
 		reports = append(reports, r)
 	}
-	want := cometChainIDs[inc.Network]
+	// Every node asked must report the validator's network.
+	want := config.CometBFTChainID(inc.Network)
 	for _, r := range reports {
 		if want == "" {
 			want = r.Network

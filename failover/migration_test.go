@@ -834,6 +834,15 @@ func TestApprovalRefusals(t *testing.T) {
 		{name: "no keys declared for the validator", code: "not-configured", msg: "declares no keys (fleet[].pubkeys)", before: func(m *migEnv, _ failover.Incident) {
 			m.cfg.Fleet[0].Pubkeys = nil
 		}, req: valid},
+		{name: "a key another validator's incident is importing", code: "wrong-keys", msg: "being moved by incident eth-2-9 of validator eth-2", before: func(m *migEnv, _ failover.Incident) {
+			// A config edit moved pk2 from eth-2 to eth-1 while eth-2's
+			// accepted move has not swapped its signing right yet.
+			other := failover.Incident{ID: "eth-2-9", Validator: "eth-2", State: failover.StateMigrating, CreatedAt: m.clk.Now(),
+				Migrations: []failover.Migration{{Action: approval.ActionMigrate, From: failover.OwnerHome, To: "fo-other", Generation: 1, Pubkeys: []string{pk2, pk3}}}}
+			if err := m.store.PutIncident(m.ctx, &other); err != nil {
+				m.t.Fatal(err)
+			}
+		}, req: valid},
 		{name: "a key another validator's standby holds", code: "wrong-keys", msg: "signed for by standby fo-other of validator eth-2", before: func(m *migEnv, _ failover.Incident) {
 			// A config edit moved pk2 from eth-2 to eth-1 while eth-2's
 			// standby signs with it: the store still knows who holds it.

@@ -183,35 +183,10 @@ func sameKeys(plan failover.Plan, have []string) error {
 	if len(plan.Pubkeys) == 0 {
 		return fmt.Errorf("validator %s declares no keys (fleet[].pubkeys in failoverd's config): failoverd refuses to move keys it cannot attribute; add the keys there first", plan.Validator)
 	}
-	want := map[string]bool{}
-	for _, k := range plan.Pubkeys {
-		want[strings.ToLower(k)] = true
+	if diff := failover.KeyMismatch(plan.Pubkeys, have); diff != "" {
+		return fmt.Errorf("the keystores are not validator %s's %d keys (fleet[].pubkeys)%s", plan.Validator, len(plan.Pubkeys), diff)
 	}
-	got := map[string]bool{}
-	var extra, missing []string
-	for _, k := range have {
-		k = strings.ToLower(k)
-		got[k] = true
-		if !want[k] {
-			extra = append(extra, k)
-		}
-	}
-	for _, k := range plan.Pubkeys {
-		if !got[strings.ToLower(k)] {
-			missing = append(missing, strings.ToLower(k))
-		}
-	}
-	if len(extra)+len(missing) == 0 {
-		return nil
-	}
-	msg := fmt.Sprintf("the keystores are not validator %s's %d keys (fleet[].pubkeys)", plan.Validator, len(want))
-	if len(extra) > 0 {
-		msg += "; not this validator's: " + strings.Join(extra, ", ")
-	}
-	if len(missing) > 0 {
-		msg += "; missing: " + strings.Join(missing, ", ")
-	}
-	return errors.New(msg)
+	return nil
 }
 
 func (k *keys) clear() {

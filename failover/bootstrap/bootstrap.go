@@ -32,6 +32,7 @@ import (
 
 	"github.com/failoverd/failoverd/cloud"
 	"github.com/failoverd/failoverd/failover/approval"
+	"github.com/failoverd/failoverd/failover/config"
 )
 
 // Format is the shape of the rendered bootstrap.
@@ -870,7 +871,7 @@ func (v *view) agentKeyArgs() []string {
 			"--allowed-signers " + AllowedSignersFile,
 			fmt.Sprintf("--approval-threshold %d", a.Threshold),
 			"--cometbft-dir " + CometBFTStageDir,
-			fmt.Sprintf("--cometbft-chain-id %s-beacon-%s", v.Input.Network, v.ChainID),
+			"--cometbft-chain-id " + config.CometBFTChainID(v.Input.Network),
 			"--state-dir " + AgentStateDir,
 			fmt.Sprintf("--silent-blocks %d", a.SilentBlocks),
 		}

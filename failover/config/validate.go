@@ -67,6 +67,18 @@ func Networks(chain string) []string {
 	return nil
 }
 
+// CometBFTChainID is a Berachain network's consensus chain ID, what its
+// beacond reports in /status ("" for a network failoverd does not know).
+func CometBFTChainID(network string) string {
+	switch network {
+	case "mainnet":
+		return "mainnet-beacon-80094"
+	case "bepolia":
+		return "bepolia-beacon-80069"
+	}
+	return ""
+}
+
 // Limits of webhook.maxBodyBytes: a real Alertmanager group fits in far less
 // than 1 KiB..64 MiB; outside that a value is a mistake (or a unit mix-up).
 const (
