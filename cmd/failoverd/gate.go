@@ -37,9 +37,11 @@ func newGateCmd(e *env) *cobra.Command {
 		Short: "Exit 0 only if the caller owns the validator's signing right (run before starting a validator client)",
 		Long: `Ask failoverd who owns a validator's signing right and exit 0 only when it is
 the caller: --as home for the home validator client (an initContainer in front
-of it), --as standby --standby NAME on a standby (its validator client's
-ExecStartPre). Anything else exits 1: another owner, an unknown validator, or
-no answer at all. The gate fails closed: an unreachable failoverd keeps the
+of it), --as standby --standby NAME to ask what failoverd says of a standby. (A
+standby's own signer units do not call this: they have no API credentials and
+read the ownership generation the agent writes, validator-start, instead.)
+Anything else exits 1: another owner, an unknown validator, or no answer at
+all. The gate fails closed: an unreachable failoverd keeps the
 signer stopped.
 
 A person who knows the home signer is the only one (failoverd is down and
@@ -49,7 +51,7 @@ when failoverd cannot be reached, never against its answer, and it is logged
 loudly. Remove it again as soon as failoverd is back.`,
 		Example: `  # initContainer in front of the home lighthouse validator client
   failoverd gate --validator eth-mainnet-1 --as home --server http://failoverd.failoverd:9097
-  # ExecStartPre of the validator client on a standby
+  # does failoverd give the signing right to this standby?
   failoverd gate --validator eth-mainnet-1 --as standby --standby fo-eth-mainnet-1-1`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {

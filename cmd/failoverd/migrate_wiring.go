@@ -51,13 +51,8 @@ func standbyApproval(cfg *config.Config) (bootstrap.Approval, error) {
 	if err != nil {
 		return bootstrap.Approval{}, err
 	}
-	var kept []string
-	for _, l := range lines {
-		if strings.TrimSpace(l) != "" && !strings.HasPrefix(strings.TrimSpace(l), "#") {
-			kept = append(kept, l)
-		}
-	}
-	return bootstrap.Approval{AllowedSigners: kept, Threshold: cfg.Approval.Threshold, SilentEpochs: cfg.Approval.SilentEpochs,
+	// The renderer drops blank and comment lines itself.
+	return bootstrap.Approval{AllowedSigners: lines, Threshold: cfg.Approval.Threshold, SilentEpochs: cfg.Approval.SilentEpochs,
 		SilentBlocks: cfg.Approval.SilentBlocks}, nil
 }
 
